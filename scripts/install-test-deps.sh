@@ -1,0 +1,32 @@
+#!/bin/sh
+# System packages and tools the test suite needs, installed idempotently.
+#   shc, acl (setfacl), slapd + ldap-utils (a real LDAP server), openssh-client (ssh-keygen),
+#   configurable-http-proxy from npm (for a real JupyterHub) into .venv/node.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+for pair in shc:shc setfacl:acl slapd:slapd ldapsearch:ldap-utils ssh-keygen:openssh-client \
+            chpasswd:passwd pkill:procps; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+        need="$need $pkg"
+    fi
+done
+if [ -n "$need" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing system packages:$need (run as root, or install them)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q $need >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null && apt-get install -y -q $need >/dev/null
+    }
+    # Debian starts the system slapd when it can; the tests run their own.
+    pkill -x slapd 2>/dev/null || true
+fi
+
+if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then
+    mkdir -p .venv/node
+    npm install --silent --no-audit --no-fund --prefix .venv/node configurable-http-proxy >/dev/null
+fi

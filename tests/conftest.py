@@ -1,0 +1,21 @@
+"""Shared test fixtures.
+
+Fixtures live in ``tests/plugins/`` one module per real peer, loaded below:
+
+- ``plugins/paths.py``    ``fixtures_dir`` (the shared fixture workshops, read in place;
+                           ``$WOD_FIXTURES``, default ``../shared/fixtures/notebooks``),
+                           ``samples_dir`` (the bundled sample workshops), ``free_port``
+- ``plugins/hub.py``      ``jupyterhub``: one real JupyterHub per test session
+- ``plugins/slapd.py``    ``slapd``: one real OpenLDAP server per test session
+- ``plugins/registry.py`` ``registry``: the api-db-compatible registry on a real port
+- ``plugins/install.py``  ``install``: a self-contained local install (settings, trees,
+                           accounts) in a tmp dir
+"""
+
+pytest_plugins = [
+    "tests.plugins.paths",
+    "tests.plugins.hub",
+    "tests.plugins.slapd",
+    "tests.plugins.registry",
+    "tests.plugins.install",
+]

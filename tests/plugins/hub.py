@@ -1,0 +1,1 @@
+"""Fixture plugin: hub (see tests/conftest.py)."""

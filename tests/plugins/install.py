@@ -1,0 +1,1 @@
+"""Fixture plugin: install (see tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixture plugin: registry (see tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixture plugin: slapd (see tests/conftest.py)."""

@@ -1,0 +1,25 @@
+"""``wod settings``: show effective settings or the reference of all settings."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from wod.cli import Context, pass_ctx
+from wod.settings import settings_reference
+
+COMMANDS = ["settings"]
+
+
+@click.command("settings")
+@click.option("--reference", is_flag=True, help="List every setting with default and help.")
+@pass_ctx
+def settings(ctx: Context, reference: bool) -> None:
+    """Show the effective settings (secrets masked)."""
+    if reference:
+        for name, default, upstream, help_ in settings_reference():
+            alias = f" (upstream {upstream})" if upstream else ""
+            click.echo(f"{name} = {default}{alias}\n    {help_}")
+        return
+    click.echo(json.dumps(ctx.settings.public_dict(), indent=2, default=str))
