@@ -5,8 +5,10 @@
     │                     never retried; ``reason`` is short and safe to show to a user
     ├── Permanent         a job step that failed for a reason retrying cannot fix
     │                     (hook exit code, template error, unknown workshop in the api-db…)
-    └── Transient         a fault that may go away (api-db/hub/LDAP unreachable, 5xx,
-                          timeout); the queue retries the job with backoff
+    ├── Transient         a fault that may go away (api-db/hub/LDAP unreachable, 5xx,
+    │                     timeout); the queue retries the job with backoff
+    └── Wait              not a fault: the job must wait (e.g. for the api-db to report a
+                          customer cleaned); re-queued after ``delay`` without using an attempt
 
 Services translate lower-layer errors (httpx, ldap3, OSError) into these at their boundary,
 so the lifecycle and the queue only ever see this tree.  ``output`` carries captured
@@ -39,4 +41,12 @@ class Transient(WodError):
 
     def __init__(self, reason: str, *, output: str = "", delay: float | None = None) -> None:
         super().__init__(reason, output=output)
+        self.delay = delay
+
+
+class Wait(WodError):
+    """The job cannot proceed yet; run it again after ``delay`` seconds (not an attempt)."""
+
+    def __init__(self, reason: str, *, delay: float) -> None:
+        super().__init__(reason)
         self.delay = delay
