@@ -1,0 +1,500 @@
+"""The durable job queue: every accepted request becomes a row here before it is acknowledged.
+
+One SQLite file (``settings.db_path``) in WAL mode with ``synchronous=FULL``: a request
+returned by :meth:`JobQueue.submit` has reached the disk.  Each thread gets its own
+connection; every write is one short ``BEGIN IMMEDIATE`` transaction, and a worker claims
+its job inside such a transaction, so several workers (threads or processes) never take the
+same job.
+
+Ordering: :meth:`JobQueue.claim` hands out the oldest runnable ``queued`` job such that no
+*earlier* unfinished job (``queued`` or ``running``) touches one of its students; a RESET
+range ``min,max`` touches every student inside it.  Jobs of one student therefore run in
+arrival order, different students in parallel.  A job whose student is not known yet
+(``[object Promise]`` from the api-db, ``stdid`` None) is runnable at once; the runner pins
+the student with :meth:`set_stdid` and, if :meth:`earlier_unfinished` says an earlier job
+of that student is still pending, gives the job back with ``defer(id, 0, ...,
+attempt_used=False)``.
+
+Tables: ``jobs`` (the request, its state, attempts and outcome), ``steps`` (one row per
+step of each attempt, with timing and output), ``rejections`` (refused requests, for the
+audit trail).  There is no deduplication: every lifecycle step is idempotent, so a request
+the api-db sends twice simply runs twice.
+
+Secrets: step output and failure output are stored as given.  Callers must pass text that
+is already safe (no password, no token); the queue cannot tell.
+
+Errors: a database that cannot be written raises :class:`wod.errors.Transient` from
+:meth:`submit` / :meth:`reject` (intake answers "try later": SMTP 451, HTTP 503, exit 75).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wod.errors import Transient
+from wod.requests import Request
+
+MAX_RAW = 64 * 1024
+MAX_OUTPUT = 64 * 1024
+UNFINISHED = ("queued", "running")
+STATUSES = ("queued", "running", "done", "failed")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    verb        TEXT    NOT NULL,
+    stdid_min   INTEGER,
+    stdid_max   INTEGER,
+    customer    INTEGER NOT NULL,
+    workshop    TEXT    NOT NULL,
+    channel     TEXT    NOT NULL,
+    request     TEXT    NOT NULL,
+    raw         BLOB,
+    status      TEXT    NOT NULL DEFAULT 'queued',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    budget_from INTEGER NOT NULL DEFAULT 0,
+    not_before  REAL    NOT NULL,
+    created     REAL    NOT NULL,
+    started     REAL,
+    finished    REAL,
+    worker      TEXT,
+    reason      TEXT    NOT NULL DEFAULT '',
+    output      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
+CREATE TABLE IF NOT EXISTS steps (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id   INTEGER NOT NULL REFERENCES jobs (id),
+    attempt  INTEGER NOT NULL,
+    name     TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    started  REAL    NOT NULL,
+    seconds  REAL,
+    output   TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS steps_job ON steps (job_id, id);
+CREATE TABLE IF NOT EXISTS rejections (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    channel TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    raw     BLOB
+);
+"""
+
+JOB_COLUMNS = (
+    "id, verb, stdid_min, stdid_max, customer, workshop, channel, request, status, attempts, "
+    "budget_from, not_before, created, started, finished, worker, reason, output"
+)
+
+
+class UnknownJob(LookupError):
+    """No job has this id."""
+
+
+class NotRetryable(ValueError):
+    """Only a failed job can be retried."""
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    job_id: int
+    attempt: int
+    name: str
+    status: str
+    started: float
+    seconds: float | None
+    output: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt, "name": self.name, "status": self.status,
+            "started": self.started, "seconds": self.seconds, "output": self.output,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job as stored.  ``attempts`` counts every run; ``tries`` those since the last
+    manual retry (what the backoff and ``retry_max_attempts`` look at)."""
+
+    id: int
+    request: Request
+    status: str
+    attempts: int
+    tries: int
+    not_before: float
+    created: float
+    started: float | None
+    finished: float | None
+    worker: str | None
+    reason: str
+    output: str
+    steps: tuple[Step, ...] = field(default=())
+
+    @property
+    def verb(self) -> str:
+        return self.request.verb.value
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def to_dict(self, steps: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "status": self.status, "verb": self.verb,
+            "stdid": self.request.stdid, "stdid_max": self.request.stdid_max,
+            "customer": self.request.customer, "workshop": self.request.workshop,
+            "email": self.request.email, "channel": self.request.channel,
+            "attempts": self.attempts, "not_before": self.not_before,
+            "created": self.created, "started": self.started, "finished": self.finished,
+            "seconds": self.seconds, "worker": self.worker, "reason": self.reason,
+            "output": self.output, "notes": list(self.request.notes),
+        }
+        if steps:
+            out["steps"] = [s.to_dict() for s in self.steps]
+        return out
+
+
+@dataclass(frozen=True)
+class Rejection:
+    id: int
+    at: float
+    channel: str
+    reason: str
+    raw: bytes | None
+
+    def to_dict(self) -> dict[str, Any]:
+        excerpt = (self.raw or b"")[:200].decode("utf-8", errors="replace")
+        return {"id": self.id, "at": self.at, "channel": self.channel,
+                "reason": self.reason, "raw": excerpt}
+
+
+def _clip(text: str, limit: int = MAX_OUTPUT) -> str:
+    if len(text) > limit:
+        return "[… output truncated …]\n" + text[-limit:]
+    return text
+
+
+def _clip_raw(raw: bytes | None) -> bytes | None:
+    return None if raw is None else bytes(raw[:MAX_RAW])
+
+
+class JobQueue:
+    """The queue over one SQLite file; safe to share between threads and processes."""
+
+    def __init__(self, db_path: Path | str, *, timeout: float = 30.0) -> None:
+        self.db_path = Path(db_path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._changed = threading.Condition()
+        self._generation = 0
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn().executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise Transient(f"job database {self.db_path}: {exc}") from None
+
+    # -- connections --------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.db_path, timeout=self.timeout, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short ``BEGIN IMMEDIATE`` transaction."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- waking workers -----------------------------------------------------------------
+    def _notify(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until this process changes the queue, or ``timeout`` seconds pass (other
+        processes are noticed by the caller's next poll)."""
+        with self._changed:
+            seen = self._generation
+            self._changed.wait_for(lambda: self._generation != seen, timeout=timeout)
+
+    # -- intake -------------------------------------------------------------------------
+    def submit(self, request: Request, raw: bytes | None = None) -> int:
+        """Persist ``request`` (and its raw message, truncated) as a queued job; return its id
+        once committed to disk."""
+        now = time.time()
+        low = request.stdid
+        high = request.stdid_max if request.stdid_max is not None else request.stdid
+        try:
+            with self._write() as db:
+                cur = db.execute(
+                    "INSERT INTO jobs (verb, stdid_min, stdid_max, customer, workshop, channel,"
+                    " request, raw, not_before, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (request.verb.value, low, high, request.customer, request.workshop,
+                     request.channel, json.dumps(request.to_dict()), _clip_raw(raw), now, now),
+                )
+                job_id = int(cur.lastrowid or 0)
+        except (sqlite3.Error, OSError) as exc:
+            raise Transient(f"could not persist the request: {exc}") from None
+        self._notify()
+        return job_id
+
+    def reject(self, channel: str, reason: str, raw: bytes | None = None) -> int:
+        """Record a refused request for the audit trail; return the rejection's id."""
+        try:
+            with self._write() as db:
+                cur = db.execute(
+                    "INSERT INTO rejections (at, channel, reason, raw) VALUES (?,?,?,?)",
+                    (time.time(), channel, reason, _clip_raw(raw)),
+                )
+                return int(cur.lastrowid or 0)
+        except (sqlite3.Error, OSError) as exc:
+            raise Transient(f"could not record the rejection: {exc}") from None
+
+    # -- the worker's side --------------------------------------------------------------
+    def claim(self, worker: str = "") -> Job | None:
+        """Take the oldest runnable job (see the module docstring) and mark it running."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.status = 'queued'"
+                " AND j.not_before <= ? AND NOT EXISTS ("
+                "  SELECT 1 FROM jobs e WHERE e.id < j.id"
+                "  AND e.status IN ('queued', 'running')"
+                "  AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
+                "  AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)"
+                " ORDER BY j.id LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?,"
+                " finished = NULL, worker = ? WHERE id = ?",
+                (now, worker, row["id"]),
+            )
+            row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",
+                             (row["id"],)).fetchone()
+        return self._job(row)
+
+    def start_step(self, job_id: int, name: str) -> int:
+        """Record that step ``name`` of the job's current attempt started; return its id."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO steps (job_id, attempt, name, status, started)"
+                " SELECT id, attempts, ?, 'running', ? FROM jobs WHERE id = ?",
+                (name, time.time(), job_id),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_step(self, step_id: int, status: str, seconds: float, output: str = "") -> None:
+        """Close a step started with :meth:`start_step`.  ``output`` must be safe text."""
+        with self._write() as db:
+            db.execute("UPDATE steps SET status = ?, seconds = ?, output = ? WHERE id = ?",
+                       (status, seconds, _clip(output), step_id))
+
+    def record_step(
+        self, job_id: int, name: str, status: str, started: float, seconds: float,
+        output: str = "",
+    ) -> int:
+        """Record one finished step of the job's current attempt in one go.  ``output`` is
+        stored as given: callers pass text that is already safe (no password, no token)."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO steps (job_id, attempt, name, status, started, seconds, output)"
+                " SELECT id, attempts, ?, ?, ?, ?, ? FROM jobs WHERE id = ?",
+                (name, status, started, seconds, _clip(output), job_id),
+            )
+            return int(cur.lastrowid or 0)
+
+    def complete(self, job_id: int, output: str = "") -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'done', finished = ?, reason = '', output = ?"
+                " WHERE id = ?", (time.time(), _clip(output), job_id))
+        self._notify()
+
+    def fail(self, job_id: int, reason: str, output: str = "") -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'failed', finished = ?, reason = ?, output = ?"
+                " WHERE id = ?", (time.time(), reason, _clip(output), job_id))
+        self._notify()
+
+    def defer(
+        self, job_id: int, delay: float, reason: str, *, output: str = "",
+        attempt_used: bool = True,
+    ) -> None:
+        """Put a running job back in the queue, runnable after ``delay`` seconds.  With
+        ``attempt_used=False`` the run does not count against the retry budget (the job
+        only waited for an earlier one)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'queued', not_before = ?, reason = ?, output = ?,"
+                " attempts = attempts - ? WHERE id = ?",
+                (time.time() + max(delay, 0.0), reason, _clip(output),
+                 0 if attempt_used else 1, job_id),
+            )
+        self._notify()
+
+    def set_stdid(self, job_id: int, stdid: int) -> None:
+        """Pin the student of a job whose id was recovered from the customer."""
+        with self._write() as db:
+            row = db.execute("SELECT request FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise UnknownJob(job_id)
+            data = json.loads(row["request"])
+            data["stdid"] = stdid
+            data["stdid_max"] = stdid
+            data["notes"] = [*data.get("notes", []), f"student {stdid} recovered from customer"]
+            db.execute(
+                "UPDATE jobs SET stdid_min = ?, stdid_max = ?, request = ? WHERE id = ?",
+                (stdid, stdid, json.dumps(data), job_id),
+            )
+
+    def earlier_unfinished(self, job_id: int) -> bool:
+        """Whether an earlier queued or running job touches one of this job's students."""
+        row = self._conn().execute(
+            "SELECT EXISTS (SELECT 1 FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
+            " AND e.status IN ('queued', 'running')"
+            " AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
+            " AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)",
+            (job_id,),
+        ).fetchone()
+        return bool(row[0])
+
+    def resume_interrupted(self) -> int:
+        """At start: jobs left ``running`` by a crash go back to ``queued`` (their steps are
+        idempotent).  Returns how many were resumed."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE steps SET status = 'interrupted' WHERE status = 'running' AND job_id IN"
+                " (SELECT id FROM jobs WHERE status = 'running')")
+            cur = db.execute(
+                "UPDATE jobs SET status = 'queued', not_before = ?,"
+                " reason = 'resumed after an interruption' WHERE status = 'running'",
+                (time.time(),))
+            count = cur.rowcount
+        if count:
+            self._notify()
+        return count
+
+    def retry(self, job_id: int) -> Job:
+        """Queue a failed job again, with a fresh retry budget."""
+        with self._write() as db:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise UnknownJob(job_id)
+            if row["status"] != "failed":
+                raise NotRetryable(f"job {job_id} is {row['status']}; only a failed job can "
+                                   "be retried")
+            db.execute(
+                "UPDATE jobs SET status = 'queued', not_before = ?, budget_from = attempts,"
+                " finished = NULL, reason = 'retried by an admin' WHERE id = ?",
+                (time.time(), job_id))
+        self._notify()
+        return self.job(job_id)
+
+    # -- reading ------------------------------------------------------------------------
+    def _job(self, row: sqlite3.Row, steps: tuple[Step, ...] = ()) -> Job:
+        return Job(
+            id=row["id"], request=Request.from_dict(json.loads(row["request"])),
+            status=row["status"], attempts=row["attempts"],
+            tries=row["attempts"] - row["budget_from"], not_before=row["not_before"],
+            created=row["created"], started=row["started"], finished=row["finished"],
+            worker=row["worker"], reason=row["reason"], output=row["output"], steps=steps,
+        )
+
+    def job(self, job_id: int) -> Job:
+        """One job with its steps; :class:`UnknownJob` if there is none."""
+        db = self._conn()
+        row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJob(job_id)
+        steps = tuple(
+            Step(r["id"], r["job_id"], r["attempt"], r["name"], r["status"], r["started"],
+                 r["seconds"], r["output"])
+            for r in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY id", (job_id,))
+        )
+        return self._job(row, steps)
+
+    def raw(self, job_id: int) -> bytes | None:
+        """The raw message a job came from (truncated to ``MAX_RAW``)."""
+        row = self._conn().execute("SELECT raw FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJob(job_id)
+        return row["raw"]
+
+    def jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs, newest first, optionally only those with ``status``."""
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs"
+        args: list[Any] = []
+        if status:
+            sql += " WHERE status = ?"
+            args.append(status)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        return [self._job(r) for r in self._conn().execute(sql, args)]
+
+    def rejections(self, limit: int = 100) -> list[Rejection]:
+        """Refused requests, newest first."""
+        return [
+            Rejection(r["id"], r["at"], r["channel"], r["reason"], r["raw"])
+            for r in self._conn().execute(
+                "SELECT * FROM rejections ORDER BY id DESC LIMIT ?", (limit,))
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs in each status."""
+        out = dict.fromkeys(STATUSES, 0)
+        for row in self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+            out[row[0]] = row[1]
+        return out
+
+    def pending(self) -> int:
+        """Jobs still queued or running."""
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+        return int(row[0])
+
+    def next_due(self) -> float | None:
+        """Earliest ``not_before`` among queued jobs (for a worker's sleep)."""
+        row = self._conn().execute(
+            "SELECT MIN(not_before) FROM jobs WHERE status = 'queued'").fetchone()
+        return row[0]
