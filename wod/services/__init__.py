@@ -1,0 +1,52 @@
+"""Services: one small class per external system, built from ``Settings``.
+
+:class:`Services` bundles them for the lifecycle.  Tests build it from real peers (the
+registry, a real JupyterHub, a real slapd) by passing different settings, never by
+patching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wod.content.service import Content
+    from wod.services.accounts import Accounts
+    from wod.services.apidb import ApiDb
+    from wod.services.hooks import Hooks
+    from wod.services.hub import Hub
+    from wod.services.ldap import Ldap
+    from wod.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    queue: Any
+    apidb: ApiDb
+    hub: Hub | None
+    accounts: Accounts
+    ldap: Ldap
+    hooks: Hooks
+    content: Content
+
+    @classmethod
+    def from_settings(cls, settings: Settings, queue: Any) -> Services:
+        from wod.content.service import Content
+        from wod.services.accounts import make_accounts
+        from wod.services.apidb import ApiDb
+        from wod.services.hooks import Hooks
+        from wod.services.hub import Hub
+        from wod.services.ldap import Ldap
+
+        return cls(
+            settings=settings,
+            queue=queue,
+            apidb=ApiDb.from_settings(settings),
+            hub=Hub.from_settings(settings) if settings.hub_url else None,
+            accounts=make_accounts(settings),
+            ldap=Ldap(settings),
+            hooks=Hooks(settings),
+            content=Content(settings),
+        )

@@ -1,0 +1,60 @@
+"""CLEANUP (SPEC 3.2): score the session, tear down, then keep or free the seat."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wod.lifecycle import steps
+from wod.requests import Request
+
+if TYPE_CHECKING:
+    from wod.services import Services
+
+
+def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
+    s = svc.settings
+    stdid = request.stdid
+    assert stdid is not None
+    student_id = s.apidb_student_id(stdid)
+
+    with ctx.step("workshop"):
+        workshop = steps.lookup_workshop(svc, request)
+        steps.check_seats(svc, request, workshop)
+
+    password = steps.new_password(s.password_length)
+    with ctx.step("password"):
+        steps.set_password(svc, request, workshop, stdid, password)
+
+    with ctx.step("cleanup-hooks"):
+        target = steps.appliance_target(
+            svc, request, workshop, stdid, steps.template_password(workshop, password)
+        )
+        env = steps.hook_env(svc, request, workshop, stdid, password, target)
+        for run in svc.hooks.run("cleanup", request.folder, env):
+            ctx.log(run.summary())
+
+    with ctx.step("completion"):
+        ratio = svc.content.completion(request.workshop, s.home(stdid))
+        ctx.log(f"completion {ratio}%")
+        svc.apidb.update_customer(request.customer, completionPercentage=ratio)
+
+    with ctx.step("hub"):
+        if svc.hub is not None:
+            svc.hub.stop_server(s.account(stdid))
+
+    with ctx.step("report"):
+        svc.apidb.update_student(student_id, password=password)
+
+    with ctx.step("release"):
+        if workshop.reset:
+            # The seat stays assigned: a RESET for the workshop follows.
+            svc.apidb.update_student(student_id, assigned=True)
+            svc.apidb.update_customer(request.customer, active=False)
+            ctx.log("seat kept for the workshop's RESET")
+        else:
+            svc.apidb.update_student(student_id, assigned=False)
+            steps.wipe_seat(svc, stdid)
+            ctx.log("seat freed and home wiped")
+
+    with ctx.step("cleaned"):
+        svc.apidb.update_customer(request.customer, cleaned=True)

@@ -1,0 +1,67 @@
+"""CREATE (SPEC 3.1): prepare a seat for a participant and report it ready."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wod.lifecycle import steps
+from wod.requests import Request
+
+if TYPE_CHECKING:
+    from wod.services import Services
+
+
+def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
+    s = svc.settings
+    stdid = request.stdid
+    assert stdid is not None
+    account = s.account(stdid)
+
+    with ctx.step("workshop"):
+        workshop = steps.lookup_workshop(svc, request)
+        steps.check_seats(svc, request, workshop)
+        ctx.log(f"{workshop.notebook} (id {workshop.id}) for {account}")
+
+    password = steps.new_password(s.password_length)
+    with ctx.step("password"):
+        steps.set_password(svc, request, workshop, stdid, password)
+    tpl_password = steps.template_password(workshop, password)
+
+    with ctx.step("erase"):
+        steps.wipe_seat(svc, stdid)
+
+    uid, gid = svc.accounts.owner(stdid)
+    home = s.home(stdid)
+    if workshop.compile:
+        with ctx.step("compile"):
+            built = svc.content.compile(
+                workshop.compile, request.workshop, stdid, home,
+                uid=uid, gid=gid, password=tpl_password,
+            )
+            ctx.log("compiled " + ", ".join(p.name for p in built))
+
+    with ctx.step("appliance"):
+        target = steps.appliance_target(svc, request, workshop, stdid, tpl_password)
+        env = steps.hook_env(svc, request, workshop, stdid, password, target)
+        for run in svc.hooks.run("create", request.folder, env):
+            ctx.log(run.summary())
+
+    with ctx.step("deploy"):
+        report = svc.content.deploy(
+            request.workshop, stdid, home, uid=uid, gid=gid, password=tpl_password
+        )
+        ctx.log(report.summary())
+
+    with ctx.step("post-copy"):
+        for run in svc.hooks.run("post-copy", request.folder, env):
+            ctx.log(run.summary())
+
+    with ctx.step("report"):
+        svc.apidb.update_student(s.apidb_student_id(stdid), password=password)
+        svc.apidb.update_customer(request.customer, active=True)
+
+    with ctx.step("hub"):
+        if svc.hub is None:
+            ctx.log("no JupyterHub configured (hub_url empty): server not started")
+        else:
+            svc.hub.start_server(account)

@@ -1,0 +1,182 @@
+"""Steps shared by the four verbs, each idempotent and named for what it ensures.
+
+A step talks to services only; it never does HTTP, SQL, subprocesses or path arithmetic
+itself.  Each is safe to run again after a crash or a retry: setting a password twice
+leaves one password, wiping a wiped home leaves a clean home, reporting a value twice
+leaves the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import string
+import time
+from typing import TYPE_CHECKING, Any
+
+from wod.errors import Permanent, Rejected, Wait
+from wod.requests import Request
+
+if TYPE_CHECKING:
+    from wod.services import Services
+    from wod.services.apidb import Workshop
+
+log = logging.getLogger(__name__)
+
+ALPHABET = string.ascii_letters + string.digits
+
+
+def new_password(length: int) -> str:
+    """A fresh password from the OS CSPRNG, ``[A-Za-z0-9]`` as upstream."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+def recover_student(svc: Services, job: Any, request: Request) -> Request:
+    """Resolve an ``[object Promise]`` student id from the customer record (SPEC 2.2)."""
+    if not request.recover_stdid or request.stdid is not None:
+        return request
+    customer = svc.apidb.customer(request.customer)
+    raw = customer.get("studentId")
+    try:
+        stdid = int(raw) - svc.settings.base_stdid
+    except (TypeError, ValueError):
+        raise Rejected(
+            f"student id missing in the request and customer {request.customer} has no "
+            f"student (studentId={raw!r})"
+        ) from None
+    s = svc.settings
+    if not s.user_min <= stdid <= s.user_max:
+        raise Rejected(
+            f"student {stdid} recovered from customer {request.customer} is outside "
+            f"[{s.user_min}, {s.user_max}]"
+        )
+    recovered = dataclasses.replace(
+        request,
+        stdid=stdid,
+        stdid_max=stdid,
+        recover_stdid=False,
+        notes=(*request.notes, f"student {stdid} recovered from customer {request.customer}"),
+    )
+    svc.queue.set_stdid(job.id, stdid)
+    if svc.queue.earlier_unfinished(job.id):
+        raise Wait(f"waiting for an earlier job of student {stdid}", delay=0.0)
+    return recovered
+
+
+def lookup_workshop(svc: Services, request: Request) -> Workshop:
+    """The workshop must exist as content here and in the api-db (SPEC 3.1 step 2)."""
+    svc.content.resolve(request.workshop)
+    return svc.apidb.workshop_by_notebook(request.workshop)
+
+
+def check_seats(svc: Services, request: Request, workshop: Workshop) -> None:
+    """Every student of the request must be a seat of this backend and of the workshop."""
+    s = svc.settings
+    for stdid in request.stdids:
+        if not s.user_min <= stdid <= s.user_max:
+            raise Rejected(f"student {stdid} is outside [{s.user_min}, {s.user_max}]")
+        if not workshop.range_min <= stdid <= workshop.range_max:
+            raise Permanent(
+                f"student {stdid} is outside the range [{workshop.range_min}, "
+                f"{workshop.range_max}] of {workshop.notebook}"
+            )
+        if not svc.accounts.exists(stdid):
+            raise Permanent(
+                f"account {s.account(stdid)} or its home {s.home(stdid)} is missing "
+                "(accounts are created at install: wod accounts provision)"
+            )
+
+
+def set_password(
+    svc: Services, request: Request, workshop: Workshop, stdid: int, password: str
+) -> None:
+    """New password on the account, in LDAP when the workshop needs it, and as ``PASSSTU``
+    for templates when the workshop uses it (SPEC 3.1 step 5)."""
+    svc.accounts.set_password(stdid, password)
+    if workshop.ldap:
+        svc.ldap.set_password(svc.settings.account(stdid), password)
+    if workshop.ldap or workshop.varpass:
+        svc.content.write_student_variables(request.workshop, stdid, {"PASSSTU": password})
+
+
+def template_password(workshop: Workshop, password: str) -> str | None:
+    return password if (workshop.ldap or workshop.varpass) else None
+
+
+def wipe_seat(svc: Services, stdid: int) -> None:
+    """Kill the student's processes, empty and re-seed the home (SPEC 3.1 step 6)."""
+    svc.accounts.kill_processes(stdid)
+    svc.accounts.reset_home(stdid)
+
+
+def hook_env(
+    svc: Services,
+    request: Request,
+    workshop: Workshop,
+    stdid: int,
+    password: str,
+    target: str | None,
+) -> dict[str, str]:
+    from wod.services.hooks import hook_env as build
+
+    return build(
+        svc.settings,
+        stdid=stdid,
+        requested=request.workshop,
+        folder=request.folder,
+        workshop_id=workshop.id,
+        password=password,
+        target=target,
+        access_token=svc.apidb.token or "",
+    )
+
+
+def appliance_target(
+    svc: Services, request: Request, workshop: Workshop, stdid: int, password: str | None
+) -> str | None:
+    """``WODRTARGET`` for workshops that use an appliance (SPEC 3.1 step 8)."""
+    if not (workshop.monoappliance or workshop.multiappliance):
+        return None
+    from wod.services.hooks import appliance_target as compute
+
+    variables = svc.content.variables(request.workshop, stdid, password=password)
+    return compute(
+        svc.settings,
+        request.folder,
+        stdid=stdid,
+        range_min=workshop.range_min,
+        mono=workshop.monoappliance,
+        multi=workshop.multiappliance,
+        variables=variables,
+    )
+
+
+def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
+    """Bounded fallback before RESET/PURGE (SPEC 3.5).
+
+    Local jobs of one student are already serialized by the queue, so a CLEANUP received
+    before this request has finished.  If the api-db still does not report the customer
+    cleaned, the job waits (re-queued, not blocking a worker) until ``cleaned_poll_timeout``
+    after it was received, then proceeds.
+    """
+    s = svc.settings
+    if s.cleaned_poll_timeout <= 0:
+        return
+    record = svc.apidb.customer(customer)
+    if _truthy(record.get("cleaned")):
+        return
+    waited = time.time() - job.created
+    if waited < s.cleaned_poll_timeout:
+        raise Wait(
+            f"customer {customer} not cleaned yet (waited {waited:.0f} s of "
+            f"{s.cleaned_poll_timeout:.0f} s)",
+            delay=s.cleaned_poll_interval,
+        )
+    log.warning("customer %s still not cleaned after %.0f s; proceeding", customer, waited)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes", "t"}
+    return bool(value)
