@@ -14,9 +14,16 @@ COMMANDS = ["settings"]
 
 @click.command("settings")
 @click.option("--reference", is_flag=True, help="List every setting with default and help.")
+@click.option("--markdown", is_flag=True, help="The reference as a Markdown table (README).")
 @pass_ctx
-def settings(ctx: Context, reference: bool) -> None:
+def settings(ctx: Context, reference: bool, markdown: bool) -> None:
     """Show the effective settings (secrets masked)."""
+    if markdown:
+        click.echo("| setting | default | upstream name | meaning |")
+        click.echo("|---|---|---|---|")
+        for name, default, upstream, help_ in settings_reference():
+            click.echo(f"| `{name}` | `{default}` | {upstream and f'`{upstream}`'} | {help_} |")
+        return
     if reference:
         for name, default, upstream, help_ in settings_reference():
             alias = f" (upstream {upstream})" if upstream else ""

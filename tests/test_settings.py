@@ -1,0 +1,106 @@
+"""Settings: one file + WOD_* environment, validated at start, every setting documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wod.ops.init import init_install
+from wod.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wod.yml"
+    path.write_text(text)
+    return path
+
+
+def test_file_values_upstream_aliases_and_relative_paths(tmp_path):
+    path = write(tmp_path, "WODUSER: admin2\nWODSTUDDIR: homes\nuser_max: 40\nWODUSERMIN: 3\n")
+    s = load_settings(path, environ={})
+    assert s.admin_user == "admin2"
+    assert s.students_dir == tmp_path.resolve() / "homes"
+    assert (s.user_min, s.user_max) == (3, 40)
+    assert s.home(7) == tmp_path.resolve() / "homes" / "student7"
+
+
+def test_environment_overrides_file(tmp_path):
+    path = write(tmp_path, "workers: 2\n")
+    s = load_settings(
+        path,
+        environ={"WOD_WORKERS": "6", "WOD_SENDERS": "[a@x, b@y]", "WOD_WODBETOKEN": "123"},
+    )
+    assert s.workers == 6
+    assert s.senders == ["a@x", "b@y"]
+    assert s.hub_token == "123"  # a string setting stays a string even if it looks numeric
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("colour: blue\n", "unknown setting 'colour'"),
+        ("workers: many\n", "setting 'workers'"),
+        ("accounts: ldap\n", "setting 'accounts'"),
+        ("user_min: 9\nuser_max: 3\n", "user_min (9) is above user_max (3)"),
+        ("allowed_clients: [not-a-net]\n", "setting 'allowed_clients'"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_settings_name_the_key_and_the_file(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    assert expected in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_environment_setting_is_rejected(tmp_path):
+    with pytest.raises(SettingsError, match="WOD_NOPE"):
+        load_settings(write(tmp_path, ""), environ={"WOD_NOPE": "1"})
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "absent.yml", environ={})
+
+
+def test_secrets_are_masked_for_display(tmp_path):
+    s = load_settings(write(tmp_path, "apidb_password: hunter2\n"), environ={})
+    shown = s.public_dict()
+    assert shown["apidb_password"] == "********"
+    assert "hunter2" not in repr(shown)
+
+
+def test_init_writes_a_working_commented_install(tmp_path):
+    config = init_install(tmp_path / "inst")
+    s = load_settings(config, environ={})
+    assert s.accounts == "directory"
+    assert s.students_dir.is_dir() and s.state_dir.is_dir()
+    text = config.read_text()
+    for name in Settings.model_fields:
+        assert f"{name}:" in text, f"{name} missing from the generated settings file"
+    with pytest.raises(FileExistsError):
+        init_install(tmp_path / "inst")
+
+
+def test_cli_settings_reports_errors_without_traceback(tmp_path):
+    path = write(tmp_path, "colour: blue\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wod", "-c", str(path), "settings"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "unknown setting 'colour'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in readme]
+    assert not missing, f"settings not documented in README.md: {missing}"

@@ -1,0 +1,3 @@
+from wod.cli import main
+
+main()
