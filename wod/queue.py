@@ -242,7 +242,8 @@ class JobQueue:
             self._local.conn = None
 
     # -- waking workers -----------------------------------------------------------------
-    def _notify(self) -> None:
+    def wake(self) -> None:
+        """Wake the threads of this process sleeping in :meth:`wait`."""
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
@@ -272,7 +273,7 @@ class JobQueue:
                 job_id = int(cur.lastrowid or 0)
         except (sqlite3.Error, OSError) as exc:
             raise Transient(f"could not persist the request: {exc}") from None
-        self._notify()
+        self.wake()
         return job_id
 
     def reject(self, channel: str, reason: str, raw: bytes | None = None) -> int:
@@ -348,14 +349,14 @@ class JobQueue:
             db.execute(
                 "UPDATE jobs SET status = 'done', finished = ?, reason = '', output = ?"
                 " WHERE id = ?", (time.time(), _clip(output), job_id))
-        self._notify()
+        self.wake()
 
     def fail(self, job_id: int, reason: str, output: str = "") -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE jobs SET status = 'failed', finished = ?, reason = ?, output = ?"
                 " WHERE id = ?", (time.time(), reason, _clip(output), job_id))
-        self._notify()
+        self.wake()
 
     def defer(
         self, job_id: int, delay: float, reason: str, *, output: str = "",
@@ -371,7 +372,7 @@ class JobQueue:
                 (time.time() + max(delay, 0.0), reason, _clip(output),
                  0 if attempt_used else 1, job_id),
             )
-        self._notify()
+        self.wake()
 
     def set_stdid(self, job_id: int, stdid: int) -> None:
         """Pin the student of a job whose id was recovered from the customer."""
@@ -412,7 +413,7 @@ class JobQueue:
                 (time.time(),))
             count = cur.rowcount
         if count:
-            self._notify()
+            self.wake()
         return count
 
     def retry(self, job_id: int) -> Job:
@@ -428,7 +429,7 @@ class JobQueue:
                 "UPDATE jobs SET status = 'queued', not_before = ?, budget_from = attempts,"
                 " finished = NULL, reason = 'retried by an admin' WHERE id = ?",
                 (time.time(), job_id))
-        self._notify()
+        self.wake()
         return self.job(job_id)
 
     # -- reading ------------------------------------------------------------------------

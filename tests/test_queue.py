@@ -1,0 +1,197 @@
+"""The durable job queue against real SQLite files: persistence before the acknowledgement,
+crash resume, per-student ordering and RESET ranges, retry, rejections."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wod.errors import Transient
+from wod.queue import MAX_RAW, JobQueue, NotRetryable, UnknownJob
+from wod.requests import Request, Verb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def req(verb: str, stdid: int | None, customer: int = 1, stdid_max: int | None = None,
+        **kw) -> Request:
+    return Request(Verb(verb), stdid, customer, "WKSHP-API101", stdid_max=stdid_max, **kw)
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> JobQueue:
+    q = JobQueue(tmp_path / "wod.db")
+    yield q
+    q.close()
+
+
+def test_submitted_job_is_on_disk_before_submit_returns(tmp_path: Path, queue: JobQueue):
+    raw = b"Subject: CREATE 3 7 a@example.com\nWKSHP-API101\n"
+    job_id = queue.submit(req("CREATE", 3, 7, email="a@example.com"), raw)
+    # Another process, with its own connection, sees the committed job at once.
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]);"
+         "print(db.execute('select verb, stdid_min, customer, status, raw from jobs"
+         " where id=?', (int(sys.argv[2]),)).fetchone())",
+         str(tmp_path / "wod.db"), str(job_id)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "'CREATE', 3, 7, 'queued'" in out
+    assert "CREATE 3 7" in out
+    again = JobQueue(tmp_path / "wod.db").job(job_id)
+    assert again.request.email == "a@example.com" and again.status == "queued"
+    assert queue.raw(job_id) == raw
+    mode = sqlite3.connect(tmp_path / "wod.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_raw_message_is_truncated(queue: JobQueue):
+    job_id = queue.submit(req("CREATE", 1), b"x" * (MAX_RAW * 3))
+    assert len(queue.raw(job_id)) == MAX_RAW
+
+
+def test_database_that_cannot_be_written_raises_transient(tmp_path: Path):
+    queue = JobQueue(tmp_path / "wod.db", timeout=0.2)
+    blocker = sqlite3.connect(tmp_path / "wod.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(Transient, match="could not persist"):
+            queue.submit(req("CREATE", 1))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert queue.submit(req("CREATE", 1)) == 1
+
+
+def test_crashed_worker_job_resumes(tmp_path: Path):
+    db = tmp_path / "wod.db"
+    queue = JobQueue(db)
+    job_id = queue.submit(req("CREATE", 5))
+    code = (
+        "import sys, time\n"
+        "from wod.queue import JobQueue\n"
+        "job = JobQueue(sys.argv[1]).claim('doomed')\n"
+        "print(job.id, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == str(job_id)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    fresh = JobQueue(db)
+    assert fresh.job(job_id).status == "running"
+    assert fresh.claim("w") is None  # still considered running until resumed
+    assert fresh.resume_interrupted() == 1
+    job = fresh.claim("w")
+    assert job.id == job_id and job.attempts == 2 and job.status == "running"
+    assert fresh.job(job_id).reason == "resumed after an interruption"
+
+
+def test_one_students_jobs_are_claimed_in_order(queue: JobQueue):
+    a = queue.submit(req("CLEANUP", 1))
+    b = queue.submit(req("PURGE", 1))
+    c = queue.submit(req("CREATE", 2))
+    assert queue.claim("w").id == a
+    assert queue.claim("w").id == c  # b waits for a; student 2 runs in parallel
+    assert queue.claim("w") is None
+    queue.complete(a)
+    assert queue.claim("w").id == b
+
+
+def test_reset_range_blocks_every_student_inside(queue: JobQueue):
+    reset = queue.submit(req("RESET", 2, stdid_max=4))
+    inside = queue.submit(req("CREATE", 3))
+    outside = queue.submit(req("CREATE", 5))
+    assert queue.claim("w").id == reset
+    assert queue.claim("w").id == outside
+    assert queue.claim("w") is None
+    queue.fail(reset, "hook failed")  # a finished (even failed) job no longer blocks
+    assert queue.claim("w").id == inside
+
+
+def test_earlier_job_blocks_a_later_range(queue: JobQueue):
+    create = queue.submit(req("CREATE", 4))
+    reset = queue.submit(req("RESET", 1, stdid_max=10))
+    assert queue.claim("w").id == create
+    assert queue.claim("w") is None
+    queue.complete(create)
+    assert queue.claim("w").id == reset
+
+
+def test_unknown_student_runs_then_waits_once_pinned(queue: JobQueue):
+    create = queue.submit(req("CREATE", 7))
+    purge = queue.submit(req("PURGE", None, 9, recover_stdid=True))
+    assert queue.claim("w").id == create
+    job = queue.claim("w")
+    assert job.id == purge and job.request.stdid is None
+    queue.set_stdid(purge, 7)
+    assert queue.earlier_unfinished(purge)
+    queue.defer(purge, 0, "waiting for earlier job", attempt_used=False)
+    assert queue.claim("w") is None  # pinned behind the CREATE of student 7
+    queue.complete(create)
+    job = queue.claim("w")
+    assert job.id == purge and job.request.stdid == 7 and job.attempts == 1
+    assert "student 7 recovered from customer" in job.request.notes
+    assert not queue.earlier_unfinished(purge)
+
+
+def test_deferred_job_waits_for_not_before(queue: JobQueue):
+    job_id = queue.submit(req("CREATE", 1))
+    queue.claim("w")
+    queue.defer(job_id, 0.3, "api-db unreachable")
+    assert queue.claim("w") is None
+    assert queue.job(job_id).reason == "api-db unreachable"
+    time.sleep(0.35)
+    assert queue.claim("w").attempts == 2
+
+
+def test_retry_requeues_only_failed_jobs(queue: JobQueue):
+    job_id = queue.submit(req("CREATE", 1))
+    with pytest.raises(NotRetryable):
+        queue.retry(job_id)
+    with pytest.raises(UnknownJob):
+        queue.retry(999)
+    queue.claim("w")
+    queue.fail(job_id, "hook create-WKSHP-API101.sh: exited with status 1", "boom")
+    failed = queue.job(job_id)
+    assert failed.status == "failed" and failed.output == "boom"
+    retried = queue.retry(job_id)
+    assert retried.status == "queued" and retried.tries == 0 and retried.attempts == 1
+    assert queue.claim("w").tries == 1
+
+
+def test_steps_and_listing(queue: JobQueue):
+    job_id = queue.submit(req("CREATE", 1))
+    queue.submit(req("CREATE", 2))
+    queue.claim("w")
+    step = queue.start_step(job_id, "deploy")
+    assert queue.job(job_id).steps[0].status == "running"
+    queue.finish_step(step, "done", 0.25, "12 files")
+    queue.record_step(job_id, "report", "done", time.time(), 0.01, "ok")
+    queue.complete(job_id)
+    job = queue.job(job_id)
+    assert [(s.name, s.status, s.attempt) for s in job.steps] == [
+        ("deploy", "done", 1), ("report", "done", 1)]
+    assert job.steps[0].output == "12 files" and job.steps[0].seconds == 0.25
+    assert [j.id for j in queue.jobs()] == [2, 1]
+    assert [j.id for j in queue.jobs(status="done")] == [1]
+    assert queue.counts() == {"queued": 1, "running": 0, "done": 1, "failed": 0}
+    assert queue.pending() == 1
+
+
+def test_rejections_are_recorded(queue: JobQueue):
+    rid = queue.reject("smtp", "unknown verb 'DELETE'", b"Subject: DELETE 1 2\n")
+    [rejection] = queue.rejections()
+    assert rejection.id == rid and rejection.channel == "smtp"
+    assert rejection.reason == "unknown verb 'DELETE'"
+    assert rejection.to_dict()["raw"].startswith("Subject: DELETE")

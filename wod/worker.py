@@ -1,0 +1,262 @@
+"""Workers: threads that take jobs from the queue and run them, one story per job.
+
+``Worker(settings, queue, runner)`` starts ``settings.workers`` threads.  Each claims the
+next runnable job (the queue keeps one student's jobs in order) and calls
+``runner(job, ctx)``.  The runner records its steps with ``with ctx.step("deploy"):`` and
+adds text to the current step with ``ctx.log(...)``; both land in the job record that
+``wod jobs show`` and the dashboard display.  Text given to ``ctx.log`` must be safe to
+store: never a password or a token.
+
+Outcome of a run, by what the runner raised:
+
+- nothing: the job is ``done``;
+- :class:`~wod.errors.Wait`: back to the queue after ``delay`` without using an attempt;
+- :class:`~wod.errors.Transient`: back to the queue after ``retry_base_delay *
+  2**(tries-1)`` seconds (capped at ``retry_max_delay``; the raiser's own ``delay`` wins),
+  ``failed`` once ``retry_max_attempts`` runs have been used;
+- :class:`~wod.errors.Permanent` / :class:`~wod.errors.Rejected`: ``failed`` with the
+  reason and output;
+- anything else: ``failed`` with the exception's class and message; the traceback is
+  logged.
+
+Threads wake at once when a job is submitted in this process, and poll every
+``poll_interval`` seconds for jobs submitted by other processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from wod.errors import Permanent, Rejected, Transient, Wait
+from wod.queue import Job, JobQueue
+from wod.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[Job, "JobContext"], None]
+
+
+class WorkerMetrics:
+    """Prometheus metrics of job runs, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.jobs = Counter(
+            "wod_jobs_total", "Job runs by verb and outcome (done, failed, retry, wait).",
+            ["verb", "outcome"], registry=registry,
+        )
+        self.job_seconds = Histogram(
+            "wod_job_seconds", "Duration of one job run, by verb.", ["verb"],
+            registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+        )
+        self.step_seconds = Histogram(
+            "wod_step_seconds", "Duration of one lifecycle step, by step name.", ["step"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+
+
+@dataclass
+class JobContext:
+    """What a runner gets besides the job: step recording and the settings."""
+
+    queue: JobQueue
+    job: Job
+    settings: Settings
+    metrics: WorkerMetrics | None = None
+    _buffer: list[str] | None = field(default=None, repr=False)
+    _orphan: list[str] = field(default_factory=list, repr=False)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Record step ``name``: start, duration, status and the text logged inside it."""
+        step_id = self.queue.start_step(self.job.id, name)
+        outer, self._buffer = self._buffer, []
+        started = time.monotonic()
+        status = "done"
+        try:
+            yield
+        except Wait:
+            status = "waiting"
+            raise
+        except Transient as exc:
+            status = "retry"
+            self._add_output(exc)
+            raise
+        except BaseException as exc:
+            status = "failed"
+            self._add_output(exc)
+            raise
+        finally:
+            seconds = time.monotonic() - started
+            output = "\n".join(self._buffer)
+            self._buffer = outer
+            self.queue.finish_step(step_id, status, seconds, output)
+            if self.metrics is not None:
+                self.metrics.step_seconds.labels(name).observe(seconds)
+
+    def _add_output(self, exc: BaseException) -> None:
+        assert self._buffer is not None
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        self._buffer.append(f"error: {reason}")
+        if getattr(exc, "output", ""):
+            self._buffer.append(exc.output)  # type: ignore[attr-defined]
+
+    def log(self, text: str) -> None:
+        """Append ``text`` (safe to store: no secrets) to the current step's output."""
+        if self._buffer is None:
+            self._orphan.append(text)
+        else:
+            self._buffer.append(text)
+
+    def set_stdid(self, stdid: int) -> None:
+        """Pin the student of a job whose id was recovered; :class:`Wait` if an earlier
+        job of that student has not finished yet."""
+        self.queue.set_stdid(self.job.id, stdid)
+        self.job = self.queue.job(self.job.id)
+        if self.queue.earlier_unfinished(self.job.id):
+            raise Wait(f"waiting for an earlier job of student {stdid}", delay=0.0)
+
+    @property
+    def output(self) -> str:
+        """Text logged outside any step (kept as the job's output)."""
+        return "\n".join(self._orphan)
+
+
+class Worker:
+    """``workers`` threads running jobs from ``queue`` through ``runner``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: JobQueue,
+        runner: Runner,
+        *,
+        workers: int | None = None,
+        poll_interval: float = 0.5,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.runner = runner
+        self.count = settings.workers if workers is None else workers
+        self.poll_interval = poll_interval
+        self.metrics = metrics
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- control ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the threads (idempotent)."""
+        if self._threads:
+            return
+        self._stop.clear()
+        for n in range(max(self.count, 1)):
+            thread = threading.Thread(
+                target=self._loop, args=(f"worker-{n + 1}",), name=f"wod-worker-{n + 1}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Ask the threads to stop after their current job; wait up to ``timeout`` seconds.
+        Returns False if some thread was still busy (its job resumes at the next start)."""
+        self._stop.set()
+        self.queue.wake()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        alive = [t for t in self._threads if t.is_alive()]
+        self._threads = alive
+        return not alive
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until no job is queued or running (deferred ones included); False on
+        timeout."""
+        deadline = time.monotonic() + timeout
+        while self.queue.pending():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.queue.wait(min(remaining, 0.05))
+        return True
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    # -- one thread ---------------------------------------------------------------------
+    def _loop(self, name: str) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    job = self.queue.claim(name)
+                except Exception:
+                    log.exception("%s: cannot claim a job", name)
+                    self._stop.wait(self.poll_interval)
+                    continue
+                if job is None:
+                    self.queue.wait(self._sleep())
+                    continue
+                try:
+                    self.run_one(job)
+                except Exception:
+                    # The queue itself failed; the job stays running and resumes at restart.
+                    log.exception("%s: job %s could not be recorded", name, job.id)
+        finally:
+            self.queue.close()
+
+    def _sleep(self) -> float:
+        due = self.queue.next_due()
+        if due is None:
+            return self.poll_interval
+        return min(max(due - time.time(), 0.01), self.poll_interval)
+
+    def backoff(self, tries: int) -> float:
+        """Delay before the next run after ``tries`` transient failures."""
+        s = self.settings
+        return min(s.retry_base_delay * 2 ** max(tries - 1, 0), s.retry_max_delay)
+
+    def run_one(self, job: Job) -> str:
+        """Run a claimed job to its outcome; returns it (done, failed, retry, wait)."""
+        ctx = JobContext(self.queue, job, self.settings, self.metrics)
+        verb = job.verb
+        started = time.monotonic()
+        outcome = "done"
+        try:
+            self.runner(job, ctx)
+        except Wait as exc:
+            outcome = "wait"
+            self.queue.defer(job.id, exc.delay, exc.reason, attempt_used=False)
+        except Transient as exc:
+            if job.tries >= self.settings.retry_max_attempts:
+                outcome = "failed"
+                self.queue.fail(
+                    job.id, f"gave up after {job.tries} attempts: {exc.reason}", exc.output)
+            else:
+                outcome = "retry"
+                delay = exc.delay if exc.delay is not None else self.backoff(job.tries)
+                log.info("job %s: %s; retry in %.1f s", job.id, exc.reason, delay)
+                self.queue.defer(job.id, delay, exc.reason, output=exc.output)
+        except (Permanent, Rejected) as exc:
+            outcome = "failed"
+            log.warning("job %s failed: %s", job.id, exc.reason)
+            self.queue.fail(job.id, exc.reason, exc.output)
+        except Exception as exc:
+            outcome = "failed"
+            log.exception("job %s: unexpected error", job.id)
+            self.queue.fail(job.id, f"{type(exc).__name__}: {exc}")
+        else:
+            self.queue.complete(job.id, ctx.output)
+        if self.metrics is not None:
+            self.metrics.jobs.labels(verb, outcome).inc()
+            self.metrics.job_seconds.labels(verb).observe(time.monotonic() - started)
+        return outcome
