@@ -194,6 +194,10 @@ class Settings(BaseModel):
         "none", "Transport security towards LDAP."
     )
     ldap_timeout: float = setting(10.0, "Seconds before an LDAP operation is abandoned.")
+    ldap_ca_file: Path | None = setting(
+        None, "CA certificate(s) (PEM) checking the LDAP server with starttls/ldaps; "
+        "unset = the system store."
+    )
 
     # -- operations -------------------------------------------------------------------
     monitor: str | None = setting(
