@@ -199,6 +199,19 @@ class Settings(BaseModel):
         "unset = the system store."
     )
 
+    # -- the standalone registry (wod registry) ---------------------------------------
+    registry_db_url: str | None = setting(
+        None, "SQLAlchemy URL of the registry's database; unset = SQLite file "
+        "<state_dir>/registry.db."
+    )
+    registry_secret: str = setting(
+        "", "Signing secret of the registry's access tokens; empty = a random one per start.",
+        secret=True,
+    )
+    registry_token_ttl: float = setting(
+        180.0, "Lifetime (s) of a registry access token (the api-db's is 180 s)."
+    )
+
     # -- operations -------------------------------------------------------------------
     monitor: str | None = setting(
         None, "Address mailed when a daily check or delivery fails.", "WODMONITOR"
