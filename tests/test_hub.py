@@ -1,0 +1,194 @@
+"""The JupyterHub client against a real JupyterHub (``jupyterhub`` fixture) and real
+misbehaving HTTP peers on local ports (closed port, silent socket, gateway error)."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.plugins.hub import RunningHub
+from tests.plugins.paths import get_free_port
+from wod.errors import Permanent, Transient
+from wod.services.hub import TOKEN_REJECTED, Hub
+from wod.settings import load_settings
+
+
+@pytest.fixture
+def hub(jupyterhub: RunningHub) -> Iterator[Hub]:
+    with Hub(jupyterhub.url, jupyterhub.token, timeout=15, spawn_wait=30) as client:
+        yield client
+
+
+def user_page(jupyterhub: RunningHub, user: str) -> int:
+    """Status of the user's single-user server API as a browser reaches it (via the proxy)."""
+    return httpx.get(f"{jupyterhub.url}/user/{user}/api", timeout=10).status_code
+
+
+@pytest.mark.hub
+def test_start_serves_the_notebook_and_starting_again_is_success(
+    hub: Hub, jupyterhub: RunningHub
+) -> None:
+    try:
+        assert hub.start_server("alice") == "started"
+        status = hub.server_status("alice")
+        assert status is not None and status["ready"] is True
+        assert user_page(jupyterhub, "alice") == 200
+        # A retried CREATE starts it again: the hub says "already running", we say fine.
+        assert hub.start_server("alice") == "already running"
+        assert user_page(jupyterhub, "alice") == 200
+    finally:
+        hub.stop_server("alice")
+
+
+@pytest.mark.hub
+def test_stop_ends_the_server_and_stopping_again_is_success(
+    hub: Hub, jupyterhub: RunningHub
+) -> None:
+    hub.start_server("bob")
+    assert hub.stop_server("bob") == "stopped"
+    assert hub.server_status("bob") is None
+    assert user_page(jupyterhub, "bob") != 200
+    assert hub.stop_server("bob") == "stopped"
+    assert hub.stop_server("nobody-at-all") == "not running"
+
+
+@pytest.mark.hub
+def test_unknown_user_is_created_then_started_under_its_lower_case_name(
+    hub: Hub, jupyterhub: RunningHub
+) -> None:
+    try:
+        assert hub.server_status("dave") is None
+        assert hub.start_server("Dave") == "started"
+        assert user_page(jupyterhub, "dave") == 200
+        status = hub.server_status("DAVE")
+        assert status is not None and status["ready"] is True
+        assert hub.ensure_user("dave") is False
+    finally:
+        hub.stop_server("dave")
+
+
+@pytest.mark.hub
+def test_ensure_user_creates_once(hub: Hub) -> None:
+    assert hub.ensure_user("erin") is True
+    assert hub.ensure_user("erin") is False
+    assert hub.server_status("erin") is None
+
+
+@pytest.mark.hub
+def test_wrong_token_is_permanent_with_a_clear_reason(jupyterhub: RunningHub) -> None:
+    with Hub(jupyterhub.url, "not-the-token", timeout=10, spawn_wait=5) as hub:
+        with pytest.raises(Permanent) as failure:
+            hub.start_server("carol")
+        with pytest.raises(Permanent, match="token rejected"):
+            hub.stop_server("carol")
+    assert TOKEN_REJECTED in failure.value.reason
+    assert "not-the-token" not in failure.value.reason
+
+
+@pytest.mark.hub
+def test_spawn_failure_is_permanent_with_the_hubs_reason(
+    hub: Hub, jupyterhub: RunningHub
+) -> None:
+    with pytest.raises(Permanent) as failure:
+        hub.start_server(jupyterhub.broken_user)
+    reason = failure.value.reason
+    assert "Spawn failed" in reason
+    assert "No such file or directory" in reason
+    assert hub.server_status(jupyterhub.broken_user) is None
+
+
+@pytest.mark.hub
+def test_pending_spawn_is_polled_until_ready(hub: Hub, jupyterhub: RunningHub) -> None:
+    user = jupyterhub.slow_user
+    try:
+        # Waiting less than the spawn takes: still pending at the end is worth a retry.
+        with Hub(jupyterhub.url, jupyterhub.token, timeout=10, spawn_wait=0.5) as impatient:
+            with pytest.raises(Transient, match="still starting"):
+                impatient.start_server(user)
+        # The retry finds the spawn pending (202) and polls until it is ready.
+        started = time.monotonic()
+        assert hub.start_server(user) == "started"
+        status = hub.server_status(user)
+        assert status is not None and status["ready"] is True
+        assert user_page(jupyterhub, user) == 200
+        assert time.monotonic() - started < 30
+    finally:
+        hub.stop_server(user)
+
+
+@pytest.mark.hub
+def test_from_settings_and_the_token_is_never_logged(
+    jupyterhub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(
+        None, environ={}, hub_url=jupyterhub.url + "/", hub_token=jupyterhub.token
+    )
+    caplog.set_level(logging.DEBUG)
+    with Hub.from_settings(settings) as hub:
+        try:
+            assert hub.start_server("carol") == "started"
+            assert hub.stop_server("carol") == "stopped"
+        finally:
+            hub.stop_server("carol")
+    assert "carol" in caplog.text
+    assert jupyterhub.token not in caplog.text
+
+
+def test_hub_down_is_transient() -> None:
+    port = get_free_port()  # nothing listens there
+    with Hub(f"http://127.0.0.1:{port}", "t", timeout=2, spawn_wait=1) as hub:
+        with pytest.raises(Transient, match="hub unreachable"):
+            hub.start_server("alice")
+        with pytest.raises(Transient, match="hub unreachable"):
+            hub.stop_server("alice")
+
+
+def test_hub_not_answering_is_transient() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections are accepted by the kernel, never answered
+        port = silent.getsockname()[1]
+        with Hub(f"http://127.0.0.1:{port}", "t", timeout=0.3, spawn_wait=1) as hub:
+            started = time.monotonic()
+            with pytest.raises(Transient, match="no answer from the hub within 0.3 s"):
+                hub.start_server("alice")
+            assert time.monotonic() - started < 3
+
+
+class _GatewayDown(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        body = b"<html>502 Bad Gateway</html>"
+        self.send_response(502)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_gateway_error_in_front_of_the_hub_is_transient() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GatewayDown)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with Hub(url, "t", timeout=5, spawn_wait=1) as hub:
+            with pytest.raises(Transient, match="hub answered 502"):
+                hub.start_server("alice")
+            with pytest.raises(Transient, match="hub answered 502"):
+                hub.server_status("alice")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,267 @@
+"""JupyterHub REST client: start and stop a student's single-user server (SPEC 3.7).
+
+The backend only ever touches a student's default server (``servers[""]``), through the
+hub's REST API with a service token holding the scopes ``admin:servers`` (start, stop)
+and ``admin:users`` (read, create users).  Every step is idempotent, because a job may be
+retried or resumed at any point:
+
+- starting a server that is already running is success, and a user the hub does not know
+  yet is created first (upstream creates hub users at install time only);
+- stopping a server that is not running, or of a user the hub does not know, is success;
+- a spawn the hub reports as pending (202) is polled until ready, for at most
+  ``spawn_wait`` seconds; still pending then is :class:`~wod.errors.Transient`.
+
+Errors are translated here: transport failures, timeouts, 502/503/504 and a spawn still
+pending become ``Transient`` (the job is retried); a rejected token, a failed spawn (its
+reason read from the hub's progress event stream) or any other refusal become
+``Permanent``.  User names are always sent lower-case (the hub API is case-sensitive and
+our account names are lower-case).  The token is sent only in the ``Authorization``
+header and never logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from wod.errors import Permanent, Transient
+from wod.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOKEN_REJECTED = "hub token rejected (needs scopes admin:servers, admin:users)"
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+PROGRESS_WAIT = 5.0
+
+
+def _hub_message(response: httpx.Response) -> str:
+    """The hub's own error message (JSON ``message``, else the body's start)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return ""
+
+
+class Hub:
+    """A thin client over an ``httpx.Client`` for one JupyterHub.
+
+    ``url`` is the hub's public base URL (``http://host:8000``; the API is under
+    ``/hub/api``).  ``timeout`` bounds every call; ``spawn_wait`` bounds how long a pending
+    spawn is polled.  ``transport`` is passed to httpx (tests, retries, proxies).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 15.0,
+        spawn_wait: float = 60.0,
+        poll_interval: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.spawn_wait = spawn_wait
+        self.poll_interval = poll_interval
+        self._client = httpx.Client(
+            base_url=f"{self.url}/hub/api",
+            headers={"Authorization": f"token {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+    ) -> Hub:
+        return cls(
+            settings.hub_url,
+            settings.hub_token,
+            timeout=settings.hub_timeout,
+            spawn_wait=settings.hub_spawn_wait,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public steps ------------------------------------------------------------------
+
+    def ensure_user(self, user: str) -> bool:
+        """Make sure the hub knows ``user``; True if it was created now."""
+        name = user.lower()
+        response = self._call("POST", self._user_path(name), what=f"create hub user {name}")
+        if response.status_code == 201:
+            log.info("hub user %s created", name)
+            return True
+        if response.status_code == 409:
+            return False
+        raise self._unexpected(response, f"create hub user {name}")
+
+    def server_status(self, user: str) -> dict[str, Any] | None:
+        """The hub's model of ``user``'s default server (``ready``, ``pending``, ``url``…),
+        or None when it has none running or starting, or the user is unknown."""
+        name = user.lower()
+        response = self._call("GET", self._user_path(name), what=f"read hub user {name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, f"read hub user {name}")
+        try:
+            model = response.json()
+        except ValueError:
+            raise Transient(f"read hub user {name}: the hub answered no JSON") from None
+        server = (model.get("servers") or {}).get("") if isinstance(model, dict) else None
+        return server if isinstance(server, dict) else None
+
+    def start_server(self, user: str) -> str:
+        """Start ``user``'s server and wait until it is ready.
+
+        Returns ``"started"`` or ``"already running"``.  Creates the hub user when the hub
+        does not know it.
+        """
+        name = user.lower()
+        what = f"start hub server of {name}"
+        started = time.monotonic()
+        response = self._call("POST", self._server_path(name), what=what)
+        if response.status_code == 404:
+            self.ensure_user(name)
+            response = self._call("POST", self._server_path(name), what=what)
+        status = response.status_code
+        if status == 201:
+            log.info("hub server of %s started in %.2f s", name, time.monotonic() - started)
+            return "started"
+        if status == 202:
+            self._wait_ready(name, started)
+            log.info("hub server of %s ready in %.2f s", name, time.monotonic() - started)
+            return "started"
+        message = _hub_message(response)
+        if status == 400 and "already running" in message:
+            log.info("hub server of %s already running", name)
+            return "already running"
+        if status == 400 and "pending" in message:
+            raise Transient(f"{what}: {message}")
+        if status == 500:
+            raise Permanent(f"{what}: {self._spawn_failure(name)}")
+        raise self._unexpected(response, what)
+
+    def stop_server(self, user: str) -> str:
+        """Stop ``user``'s server.  Returns ``"stopped"``, ``"stopping"`` (the hub finishes
+        the stop itself) or ``"not running"`` (also for a user the hub does not know)."""
+        name = user.lower()
+        what = f"stop hub server of {name}"
+        response = self._call("DELETE", self._server_path(name), what=what)
+        if response.status_code == 204:
+            log.info("hub server of %s stopped", name)
+            return "stopped"
+        if response.status_code == 202:
+            log.info("hub server of %s stopping", name)
+            return "stopping"
+        if response.status_code == 404:
+            log.info("hub user %s unknown: no server to stop", name)
+            return "not running"
+        raise self._unexpected(response, what)
+
+    # -- internals ---------------------------------------------------------------------
+
+    @staticmethod
+    def _user_path(name: str) -> str:
+        return f"/users/{quote(name, safe='')}"
+
+    def _server_path(self, name: str) -> str:
+        return f"{self._user_path(name)}/server"
+
+    def _call(self, method: str, path: str, *, what: str) -> httpx.Response:
+        """One request; transport faults and gateway errors become Transient, a rejected
+        token Permanent."""
+        try:
+            response = self._client.request(method, path)
+        except httpx.TimeoutException:
+            raise Transient(f"{what}: no answer from the hub within {self.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise Transient(
+                f"{what}: hub unreachable at {self.url} ({type(exc).__name__}: {exc})"
+            ) from None
+        if response.status_code in (401, 403):
+            raise Permanent(f"{what}: {TOKEN_REJECTED}")
+        if response.status_code in RETRYABLE_STATUS:
+            raise Transient(f"{what}: hub answered {response.status_code}")
+        return response
+
+    def _unexpected(self, response: httpx.Response, what: str) -> Exception:
+        message = _hub_message(response) or response.reason_phrase
+        if response.status_code >= 500:
+            return Transient(f"{what}: hub answered {response.status_code} {message}")
+        return Permanent(f"{what}: hub answered {response.status_code} {message}")
+
+    def _wait_ready(self, name: str, started: float) -> None:
+        """Poll a pending spawn until ready, failed or ``spawn_wait`` has passed."""
+        deadline = started + self.spawn_wait
+        what = f"start hub server of {name}"
+        while True:
+            server = self.server_status(name)
+            if server is not None and server.get("ready"):
+                return
+            if server is None or not server.get("pending"):
+                # Neither ready nor starting: the spawn ended in failure.
+                raise Permanent(f"{what}: {self._spawn_failure(name)}")
+            if time.monotonic() >= deadline:
+                raise Transient(
+                    f"{what}: still starting after {self.spawn_wait:g} s",
+                    delay=self.spawn_wait,
+                )
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    def _spawn_failure(self, name: str) -> str:
+        """The reason of a failed spawn, read from the hub's progress event stream (the
+        only place the hub gives it); a generic reason when it cannot be read."""
+        generic = "the hub could not start the server (spawn failed, reason unknown)"
+        wait = min(self.timeout, PROGRESS_WAIT)
+        deadline = time.monotonic() + wait
+        reason = ""
+        try:
+            with self._client.stream(
+                "GET",
+                f"{self._server_path(name)}/progress",
+                headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(wait),
+            ) as response:
+                if response.status_code != 200:
+                    return generic
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        try:
+                            event = json.loads(line[5:].strip())
+                        except ValueError:
+                            event = {}
+                        if isinstance(event, dict) and event.get("failed"):
+                            reason = str(event.get("message") or "")
+                            break
+                        if isinstance(event, dict) and event.get("ready"):
+                            break
+                    if time.monotonic() >= deadline:
+                        break
+        except httpx.HTTPError:
+            return generic
+        return reason or generic
