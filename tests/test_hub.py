@@ -93,9 +93,7 @@ def test_wrong_token_is_permanent_with_a_clear_reason(jupyterhub: RunningHub) ->
 
 
 @pytest.mark.hub
-def test_spawn_failure_is_permanent_with_the_hubs_reason(
-    hub: Hub, jupyterhub: RunningHub
-) -> None:
+def test_spawn_failure_is_permanent_with_the_hubs_reason(hub: Hub, jupyterhub: RunningHub) -> None:
     with pytest.raises(Permanent) as failure:
         hub.start_server(jupyterhub.broken_user)
     reason = failure.value.reason

@@ -81,9 +81,7 @@ class Hub:
         )
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, transport: httpx.BaseTransport | None = None
-    ) -> Hub:
+    def from_settings(cls, settings: Settings, transport: httpx.BaseTransport | None = None) -> Hub:
         return cls(
             settings.hub_url,
             settings.hub_token,
