@@ -1,0 +1,489 @@
+"""Student accounts: passwords, homes, ssh keys, processes.
+
+One interface, :class:`Accounts`, and two implementations chosen by ``settings.accounts``
+(:func:`make_accounts`):
+
+- :class:`SystemAccounts` — real Linux accounts (``student<N>`` by ``account_pattern``, uid
+  ``uid_base + N``, an own group with gid ``gid_base + N``).  Needs root.  Passwords go to
+  ``chpasswd`` on stdin, never on a command line, never to a log.
+- :class:`DirectoryAccounts` — unprivileged: a home is a plain folder under
+  ``students_dir``; the password is kept only as a salted scrypt hash in a small SQLite
+  table in ``state_dir``.  Ownership is left alone unless we run as root.
+
+Accounts and homes are created at install time (:meth:`Accounts.provision`, ``wod accounts
+provision``); a request never creates one.  Every step here is idempotent: a second
+``reset_home`` leaves the same clean home (with a fresh key pair), a second
+``set_password`` leaves one password, killing the processes of an idle account does nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import ctypes.util
+import grp
+import hashlib
+import hmac
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from wod import proc
+from wod.errors import Permanent
+from wod.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SSH_KEY_FILES = {"ed25519": "id_ed25519", "rsa": "id_rsa"}
+
+
+@dataclass(frozen=True)
+class Process:
+    """One running process of an account (from ``/proc``)."""
+
+    pid: int
+    uid: int
+    age: float  # seconds since it started
+    cmdline: str
+
+
+class Accounts:
+    """What the lifecycle needs from a student account; see the module docstring."""
+
+    kind = "base"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Accounts:
+        return cls(settings)
+
+    # -- naming ------------------------------------------------------------------------
+    def name(self, n: int) -> str:
+        return self.settings.account(n)
+
+    def home(self, n: int) -> Path:
+        return self.settings.home(n)
+
+    def uid(self, n: int) -> int:
+        return self.settings.uid_base + n
+
+    def gid(self, n: int) -> int:
+        return self.settings.gid_base + n
+
+    def owner(self, n: int) -> tuple[int | None, int | None]:
+        """(uid, gid) files of student ``n`` get, or ``(None, None)`` when ownership is
+        not managed (unprivileged directory accounts)."""
+        return self.uid(n), self.gid(n)
+
+    # -- to implement ------------------------------------------------------------------
+    def exists(self, n: int) -> bool:
+        raise NotImplementedError
+
+    def provision(self, n: int) -> None:
+        """Create the account and its (empty) home; install time only."""
+        raise NotImplementedError
+
+    def remove(self, n: int) -> None:
+        """Delete the account and its home (uninstall; tests)."""
+        raise NotImplementedError
+
+    def set_password(self, n: int, password: str) -> None:
+        raise NotImplementedError
+
+    def verify_password(self, n: int, password: str) -> bool:
+        raise NotImplementedError
+
+    def processes(self, n: int) -> list[Process]:
+        return []
+
+    def kill_processes(self, n: int) -> int:
+        """Kill every process of student ``n``; returns how many were killed."""
+        return 0
+
+    def chown_tree(self, path: Path, n: int) -> None:
+        raise NotImplementedError
+
+    # -- shared behaviour --------------------------------------------------------------
+    def require_home(self, n: int) -> Path:
+        home = self.home(n)
+        if not home.is_dir():
+            raise Permanent(
+                f"home of {self.name(n)} missing: {home} "
+                "(accounts are created at install: wod accounts provision)"
+            )
+        return home
+
+    def reset_home(self, n: int) -> Path:
+        """Empty the home (dot-files too, the folder itself stays), re-seed it from
+        ``skel_dirs`` in order, give it a fresh ssh key pair, fix ownership."""
+        home = self.require_home(n)
+        for skel in self.settings.skel_dirs:
+            if not skel.is_dir():
+                raise Permanent(f"skeleton folder missing: {skel} (setting skel_dirs)")
+        try:
+            empty_folder(home)
+            for skel in self.settings.skel_dirs:
+                shutil.copytree(skel, home, symlinks=True, dirs_exist_ok=True)
+        except OSError as exc:
+            raise Permanent(f"cannot reset home {home}: {exc}") from None
+        self.ensure_ssh_keys(n)
+        self.chown_tree(home, n)
+        os.chmod(home, 0o700)
+        return home
+
+    def ensure_ssh_keys(self, n: int) -> Path:
+        """A new key pair in ``~/.ssh`` (type per ``ssh_key_type``, no passphrase) and an
+        ``authorized_keys`` holding its public key.  Returns the private key path."""
+        home = self.require_home(n)
+        ssh = home / ".ssh"
+        if ssh.is_symlink() or (ssh.exists() and not ssh.is_dir()):
+            ssh.unlink()
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(ssh, 0o700)
+        key = ssh / SSH_KEY_FILES[self.settings.ssh_key_type]
+        for old in (key, key.with_name(key.name + ".pub")):
+            if old.exists() or old.is_symlink():
+                old.unlink()
+        argv = ["ssh-keygen", "-q", "-t", self.settings.ssh_key_type]
+        if self.settings.ssh_key_type == "rsa":
+            argv += ["-b", "2048"]
+        argv += ["-N", "", "-C", self.name(n), "-f", str(key)]
+        proc.run(argv, timeout=60, what="ssh-keygen")
+        public = key.with_name(key.name + ".pub")
+        authorized = ssh / "authorized_keys"
+        if authorized.is_symlink():
+            authorized.unlink()
+        authorized.write_bytes(public.read_bytes())
+        os.chmod(key, 0o600)
+        os.chmod(authorized, 0o600)
+        os.chmod(public, 0o644)
+        return key
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove everything inside ``folder`` (dot-files included) but not ``folder`` itself.
+    Symbolic links are removed, never followed."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    """``chown -hR uid:gid path`` (links themselves, never their targets)."""
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+# -- processes ---------------------------------------------------------------------------
+def _boot_clock() -> tuple[float, int]:
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime, os.sysconf("SC_CLK_TCK")
+
+
+def list_processes(uid: int) -> list[Process]:
+    """Live (non-zombie) processes whose real or effective uid is ``uid``."""
+    uptime, ticks = _boot_clock()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        base = Path("/proc", entry)
+        try:
+            status = (base / "status").read_text()
+            stat = (base / "stat").read_text()
+            cmdline = (base / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        fields = dict(
+            line.split(":", 1) for line in status.splitlines() if ":" in line
+        )
+        uids = fields.get("Uid", "").split()
+        if len(uids) < 2 or uid not in (int(uids[0]), int(uids[1])):
+            continue
+        # stat: "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
+        rest = stat[stat.rfind(")") + 2:].split()
+        if rest[0] == "Z":
+            continue
+        started = int(rest[19]) / ticks
+        text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        found.append(Process(int(entry), uid, max(0.0, uptime - started), text))
+    return found
+
+
+def kill_and_wait(processes: list[Process], uid: int, timeout: float = 5.0) -> int:
+    """SIGKILL ``processes`` and wait until none of them is alive."""
+    pids = set()
+    for p in processes:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+            pids.add(p.pid)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pids:
+        pids &= {p.pid for p in list_processes(uid)}
+        if not pids:
+            break
+        if time.monotonic() > deadline:
+            raise Permanent(f"processes {sorted(pids)} of uid {uid} survived SIGKILL")
+        time.sleep(0.02)
+    return len(processes)
+
+
+# -- real Linux accounts -----------------------------------------------------------------
+_libcrypt: ctypes.CDLL | None = None
+
+
+def crypt_matches(password: str, hashed: str) -> bool:
+    """Check ``password`` against a crypt(3) hash from /etc/shadow (yescrypt, sha512…)."""
+    global _libcrypt
+    if not hashed or hashed[0] in "!*":
+        return False
+    if _libcrypt is None:
+        found = ctypes.util.find_library("crypt")
+        if not found:
+            raise Permanent("libcrypt not found: cannot verify system passwords")
+        lib = ctypes.CDLL(found)
+        lib.crypt.restype = ctypes.c_char_p
+        lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        _libcrypt = lib
+    result = _libcrypt.crypt(password.encode(), hashed.encode())
+    return result is not None and hmac.compare_digest(result, hashed.encode())
+
+
+class SystemAccounts(Accounts):
+    """Real Linux accounts managed with useradd/groupadd/chpasswd (root only)."""
+
+    kind = "system"
+
+    def __init__(self, settings: Settings) -> None:
+        if os.geteuid() != 0:
+            raise Permanent(
+                "system accounts need root (run the backend as root, or set "
+                "'accounts: directory' for unprivileged homes)"
+            )
+        super().__init__(settings)
+
+    def _entry(self, n: int) -> pwd.struct_passwd | None:
+        try:
+            return pwd.getpwnam(self.name(n))
+        except KeyError:
+            return None
+
+    def exists(self, n: int) -> bool:
+        return self._entry(n) is not None and self.home(n).is_dir()
+
+    def provision(self, n: int) -> None:
+        name, uid, gid, home = self.name(n), self.uid(n), self.gid(n), self.home(n)
+        try:
+            group = grp.getgrnam(name)
+            if group.gr_gid != gid:
+                raise Permanent(f"group {name} exists with gid {group.gr_gid}, expected {gid}")
+        except KeyError:
+            proc.run(["groupadd", "--gid", str(gid), name], what="groupadd")
+        entry = self._entry(n)
+        if entry is None:
+            home.parent.mkdir(parents=True, exist_ok=True)
+            proc.run(
+                ["useradd", "--uid", str(uid), "--gid", str(gid), "--home-dir", str(home),
+                 "--no-create-home", "--shell", "/bin/bash", name],
+                what="useradd",
+            )
+        elif entry.pw_uid != uid:
+            raise Permanent(f"account {name} exists with uid {entry.pw_uid}, expected {uid}")
+        elif Path(entry.pw_dir) != home:
+            raise Permanent(f"account {name} has home {entry.pw_dir}, expected {home}")
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chown(home, uid, gid)
+
+    def remove(self, n: int) -> None:
+        self.kill_processes(n)
+        name = self.name(n)
+        if self._entry(n) is not None:
+            proc.run(["userdel", name], what="userdel")
+        try:
+            grp.getgrnam(name)
+            proc.run(["groupdel", name], what="groupdel")
+        except KeyError:
+            pass
+        shutil.rmtree(self.home(n), ignore_errors=True)
+
+    def set_password(self, n: int, password: str) -> None:
+        if "\n" in password or "\r" in password or not password:
+            raise Permanent("a password must be one non-empty line")
+        name = self.name(n)
+        if self._entry(n) is None:
+            raise Permanent(
+                f"account {name} missing (accounts are created at install: "
+                "wod accounts provision)"
+            )
+        proc.run(["chpasswd"], input=f"{name}:{password}\n".encode(), what="chpasswd")
+
+    def verify_password(self, n: int, password: str) -> bool:
+        name = self.name(n)
+        for line in Path("/etc/shadow").read_text().splitlines():
+            parts = line.split(":")
+            if parts[0] == name and len(parts) > 1:
+                return crypt_matches(password, parts[1])
+        return False
+
+    def processes(self, n: int) -> list[Process]:
+        return list_processes(self.uid(n))
+
+    def kill_processes(self, n: int) -> int:
+        found = self.processes(n)
+        if found:
+            log.info("killing %d process(es) of %s", len(found), self.name(n))
+        return kill_and_wait(found, self.uid(n))
+
+    def chown_tree(self, path: Path, n: int) -> None:
+        chown_tree(path, self.uid(n), self.gid(n))
+
+
+# -- unprivileged homes ------------------------------------------------------------------
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+            dklen=len(base64.b64decode(digest)),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed, base64.b64decode(digest))
+
+
+class DirectoryAccounts(Accounts):
+    """Homes as plain folders; passwords as scrypt hashes in ``<state_dir>/accounts.db``."""
+
+    kind = "directory"
+
+    @property
+    def db_path(self) -> Path:
+        return self.settings.state_dir / "accounts.db"
+
+    def _connect(self) -> sqlite3.Connection:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS passwords ("
+            " account TEXT PRIMARY KEY, hash TEXT NOT NULL, updated REAL NOT NULL)"
+        )
+        return conn
+
+    def owner(self, n: int) -> tuple[int | None, int | None]:
+        return (self.uid(n), self.gid(n)) if os.geteuid() == 0 else (None, None)
+
+    def exists(self, n: int) -> bool:
+        return self.home(n).is_dir()
+
+    def provision(self, n: int) -> None:
+        home = self.home(n)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.chown_tree(home, n)
+
+    def remove(self, n: int) -> None:
+        shutil.rmtree(self.home(n), ignore_errors=True)
+        conn = self._connect()
+        try:
+            conn.execute("DELETE FROM passwords WHERE account = ?", (self.name(n),))
+        finally:
+            conn.close()
+
+    def set_password(self, n: int, password: str) -> None:
+        if not password:
+            raise Permanent("a password must not be empty")
+        conn = self._connect()
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO passwords (account, hash, updated) VALUES (?, ?, ?)",
+                (self.name(n), hash_password(password), time.time()),
+            )
+        except sqlite3.Error as exc:
+            raise Permanent(f"cannot store the password of {self.name(n)}: {exc}") from None
+        finally:
+            conn.close()
+
+    def verify_password(self, n: int, password: str) -> bool:
+        conn = self._connect()
+        try:
+            row = conn.execute(
+                "SELECT hash FROM passwords WHERE account = ?", (self.name(n),)
+            ).fetchone()
+        finally:
+            conn.close()
+        return row is not None and password_matches(password, row[0])
+
+    def chown_tree(self, path: Path, n: int) -> None:
+        if os.geteuid() == 0:
+            chown_tree(path, self.uid(n), self.gid(n))
+
+
+def make_accounts(settings: Settings) -> Accounts:
+    """The implementation chosen by ``settings.accounts``."""
+    if settings.accounts == "system":
+        return SystemAccounts(settings)
+    return DirectoryAccounts(settings)
+
+
+def parse_range(text: str, settings: Settings) -> list[int]:
+    """``"N"`` or ``"N-M"`` (inclusive) within ``[user_min, user_max]``."""
+    low, _, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high or low)
+    except ValueError:
+        raise Permanent(f"not a student number or range N-M: {text!r}") from None
+    if lo > hi:
+        raise Permanent(f"range {text}: {lo} is above {hi}")
+    if lo < settings.user_min or hi > settings.user_max:
+        raise Permanent(
+            f"range {text} is outside the configured [{settings.user_min}, {settings.user_max}]"
+        )
+    return list(range(lo, hi + 1))
+
+
+def kill_stale(
+    accounts: Accounts, stdids: Iterable[int], older_than: float, match: str = "jupyter"
+) -> list[tuple[int, Process]]:
+    """Kill processes of students whose command line contains ``match`` and that have run
+    longer than ``older_than`` seconds (upstream's weekly cleanup).  Returns what was
+    killed, as (stdid, process)."""
+    killed: list[tuple[int, Process]] = []
+    for n in stdids:
+        stale = [
+            p for p in accounts.processes(n) if p.age >= older_than and match in p.cmdline
+        ]
+        if stale:
+            kill_and_wait(stale, accounts.uid(n))
+            killed.extend((n, p) for p in stale)
+    return killed
