@@ -235,3 +235,15 @@ def test_multi_appliance_adds_the_seat_offset():
 def test_bad_appliance_address_is_a_clear_error(variables, multi, message):
     with pytest.raises(Permanent, match=message.replace(".", r"\.").replace("+", r"\+")):
         target(variables, mono=not multi, multi=multi, stdid=6, range_min=1)
+
+
+def test_every_variable_given_to_hooks_is_documented(dirs):
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "hooks.md").read_text()
+    settings = settings_for(
+        dirs, private_notebooks_dir=Path("/p"), ansible_dir=Path("/a"),
+        private_ansible_dir=Path("/pa"), ldap_host="ldap.example", monitor="ops@example",
+        senders=["apidb@example"], variables={},
+    )
+    env = make_env(settings)
+    missing = [name for name in env if f"`{name}`" not in docs]
+    assert missing == []

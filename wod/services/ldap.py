@@ -78,7 +78,7 @@ class Ldap:
         return f"LDAP server {s.ldap_host}:{s.ldap_port}"
 
     def _bind(self, dn: str, password: str) -> Connection:
-        """An open, bound connection; raises Transient/Permanent; returns None-free."""
+        """An open connection bound as ``dn``, or Transient/Permanent."""
         conn = Connection(
             self._server(), user=dn, password=password,
             receive_timeout=max(1, math.ceil(self.settings.ldap_timeout)), raise_exceptions=False,
