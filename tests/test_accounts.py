@@ -46,9 +46,15 @@ def _settings(tmp_path: Path, kind: str, **overrides) -> Settings:
     (skel2 / ".config").mkdir(parents=True, exist_ok=True)
     (skel2 / ".config" / "app.conf").write_text("private\n")
     values = dict(
-        accounts=kind, account_pattern=TEST_PATTERN, uid_base=TEST_BASE, gid_base=TEST_BASE,
-        students_dir=tmp_path / "student", state_dir=tmp_path / "state",
-        skel_dirs=[skel1, skel2], user_min=1, user_max=3,
+        accounts=kind,
+        account_pattern=TEST_PATTERN,
+        uid_base=TEST_BASE,
+        gid_base=TEST_BASE,
+        students_dir=tmp_path / "student",
+        state_dir=tmp_path / "state",
+        skel_dirs=[skel1, skel2],
+        user_min=1,
+        user_max=3,
     )
     values.update(overrides)
     return Settings(**values)
@@ -64,10 +70,13 @@ def _remove_leftovers(settings: Settings) -> None:
 
 
 KINDS = [
-    pytest.param("system", marks=[
-        pytest.mark.root,
-        pytest.mark.skipif(not IS_ROOT, reason="system accounts need root"),
-    ]),
+    pytest.param(
+        "system",
+        marks=[
+            pytest.mark.root,
+            pytest.mark.skipif(not IS_ROOT, reason="system accounts need root"),
+        ],
+    ),
     "directory",
 ]
 
@@ -126,8 +135,9 @@ def test_password_set_verified_and_replaced(accounts):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import crypt
-        line = next(x for x in Path("/etc/shadow").read_text().splitlines()
-                    if x.startswith("wodt1:"))
+        line = next(
+            x for x in Path("/etc/shadow").read_text().splitlines() if x.startswith("wodt1:")
+        )
         hashed = line.split(":")[1]
         assert crypt.crypt("SecondPass45", hashed) == hashed
     else:
@@ -170,8 +180,9 @@ def test_reset_home_empties_and_reseeds_with_fresh_keys(accounts, tmp_path):
     public = (ssh / "id_ed25519.pub").read_text()
     assert public.startswith("ssh-ed25519 ") and public.strip().endswith("wodt3")
     assert (ssh / "authorized_keys").read_text() == public
-    derived = subprocess.run(["ssh-keygen", "-y", "-f", key], capture_output=True, text=True,
-                             check=True).stdout
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", key], capture_output=True, text=True, check=True
+    ).stdout
     assert derived.split()[:2] == public.split()[:2]  # a usable pair without passphrase
     uid, gid = accounts.owner(3)
     if uid is not None:
@@ -189,8 +200,9 @@ def test_rsa_keys_when_configured(tmp_path):
     acct = DirectoryAccounts(_settings(tmp_path, "directory", ssh_key_type="rsa", skel_dirs=[]))
     acct.provision(1)
     key = acct.reset_home(1) / ".ssh" / "id_rsa"
-    info = subprocess.run(["ssh-keygen", "-l", "-f", key], capture_output=True, text=True,
-                          check=True).stdout
+    info = subprocess.run(
+        ["ssh-keygen", "-l", "-f", key], capture_output=True, text=True, check=True
+    ).stdout
     assert info.startswith("2048 ") and "(RSA)" in info
     assert (key.parent / "authorized_keys").read_text().startswith("ssh-rsa ")
 
@@ -207,9 +219,7 @@ def test_missing_home_is_a_clear_error(accounts):
 def test_missing_skeleton_is_a_clear_error(accounts, tmp_path):
     accounts.provision(1)
     (accounts.home(1) / "keep.txt").write_text("x")
-    bad = type(accounts)(
-        accounts.settings.model_copy(update={"skel_dirs": [tmp_path / "nope"]})
-    )
+    bad = type(accounts)(accounts.settings.model_copy(update={"skel_dirs": [tmp_path / "nope"]}))
     with pytest.raises(Permanent, match="skeleton folder missing"):
         bad.reset_home(1)
     assert (accounts.home(1) / "keep.txt").exists()  # nothing wiped
@@ -219,7 +229,8 @@ def test_missing_skeleton_is_a_clear_error(accounts, tmp_path):
 def _start_as(uid: int, *argv: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -297,8 +308,12 @@ def test_parse_range():
     s = Settings(user_min=1, user_max=10)
     assert parse_range("3", s) == [3]
     assert parse_range("2-4", s) == [2, 3, 4]
-    for bad, message in [("4-2", "above"), ("0-3", "outside"), ("9-11", "outside"),
-                         ("x", "not a student number")]:
+    for bad, message in [
+        ("4-2", "above"),
+        ("0-3", "outside"),
+        ("9-11", "outside"),
+        ("x", "not a student number"),
+    ]:
         with pytest.raises(Permanent, match=message):
             parse_range(bad, s)
 

@@ -34,11 +34,19 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 def settings_for(dirs: tuple[Path, Path], **overrides) -> Settings:
     public, private = dirs
     values = dict(
-        scripts_dir=public, private_scripts_dir=private, hook_timeout=5.0,
-        students_dir=Path("/srv/student"), notebooks_dir=Path("/srv/nb"),
-        apidb_url="http://apidb.example:8021/api", apidb_password="apidb-secret",
-        hub_token="hub-secret", ldap_password="ldap-secret", user_min=1, user_max=40,
-        base_stdid=100, variables={"SITE": "lab", "IP-WKSHP-X": "10.0.0.1", "LIST": [1, 2]},
+        scripts_dir=public,
+        private_scripts_dir=private,
+        hook_timeout=5.0,
+        students_dir=Path("/srv/student"),
+        notebooks_dir=Path("/srv/nb"),
+        apidb_url="http://apidb.example:8021/api",
+        apidb_password="apidb-secret",
+        hub_token="hub-secret",
+        ldap_password="ldap-secret",
+        user_min=1,
+        user_max=40,
+        base_stdid=100,
+        variables={"SITE": "lab", "IP-WKSHP-X": "10.0.0.1", "LIST": [1, 2]},
     )
     values.update(overrides)
     return Settings(**values)
@@ -46,8 +54,13 @@ def settings_for(dirs: tuple[Path, Path], **overrides) -> Settings:
 
 def make_env(settings: Settings, **overrides) -> dict[str, str]:
     values = dict(
-        stdid=7, requested="CHLG-Demo", folder="WKSHP-Demo", workshop_id=12,
-        password="Pw12345678", target="10.0.0.9", access_token="tok.en",
+        stdid=7,
+        requested="CHLG-Demo",
+        folder="WKSHP-Demo",
+        workshop_id=12,
+        password="Pw12345678",
+        target="10.0.0.9",
+        access_token="tok.en",
     )
     values.update(overrides)
     return hook_env(settings, **values)
@@ -152,7 +165,8 @@ def test_hanging_hook_is_killed_at_the_timeout(dirs, tmp_path):
     settings = settings_for(dirs, hook_timeout=1.0)
     child = tmp_path / "child.pid"
     script(
-        dirs[0], "reset-WKSHP-Demo.sh",
+        dirs[0],
+        "reset-WKSHP-Demo.sh",
         f"#!/bin/sh\necho starting\nsleep 60 &\necho $! > {child}\nwait\n",
     )
     started = time.monotonic()
@@ -200,7 +214,12 @@ def test_bad_folder_name_is_refused(dirs):
 # -- appliance target ---------------------------------------------------------------------
 def target(variables, *, stdid=5, range_min=1, mono=False, multi=False):
     return appliance_target(
-        Settings(), "WKSHP-X", stdid=stdid, range_min=range_min, mono=mono, multi=multi,
+        Settings(),
+        "WKSHP-X",
+        stdid=stdid,
+        range_min=range_min,
+        mono=mono,
+        multi=multi,
         variables=variables,
     )
 
@@ -218,9 +237,7 @@ def test_multi_appliance_adds_the_seat_offset():
         "192.168.10.24"
     )
     assert target({"IP-WKSHP-X": "10.0.0.1"}, multi=True, stdid=40, range_min=40) == "10.0.0.1"
-    assert target({"IP-WKSHP-X": "10.0.0.250"}, multi=True, stdid=6, range_min=1) == (
-        "10.0.0.255"
-    )
+    assert target({"IP-WKSHP-X": "10.0.0.250"}, multi=True, stdid=6, range_min=1) == ("10.0.0.255")
 
 
 @pytest.mark.parametrize(
@@ -240,9 +257,14 @@ def test_bad_appliance_address_is_a_clear_error(variables, multi, message):
 def test_every_variable_given_to_hooks_is_documented(dirs):
     docs = (Path(__file__).resolve().parents[1] / "docs" / "hooks.md").read_text()
     settings = settings_for(
-        dirs, private_notebooks_dir=Path("/p"), ansible_dir=Path("/a"),
-        private_ansible_dir=Path("/pa"), ldap_host="ldap.example", monitor="ops@example",
-        senders=["apidb@example"], variables={},
+        dirs,
+        private_notebooks_dir=Path("/p"),
+        ansible_dir=Path("/a"),
+        private_ansible_dir=Path("/pa"),
+        ldap_host="ldap.example",
+        monitor="ops@example",
+        senders=["apidb@example"],
+        variables={},
     )
     env = make_env(settings)
     missing = [name for name in env if f"`{name}`" not in docs]

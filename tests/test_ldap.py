@@ -35,8 +35,9 @@ def test_password_is_stored_hashed(slapd):
     with Connection(
         Server(slapd.host, port=slapd.port), slapd.root_dn, slapd.root_password, auto_bind=True
     ) as conn:
-        conn.search(f"uid=student2,ou=People,{slapd.suffix}", "(objectClass=*)",
-                    attributes=["userPassword"])
+        conn.search(
+            f"uid=student2,ou=People,{slapd.suffix}", "(objectClass=*)", attributes=["userPassword"]
+        )
         stored = conn.entries[0].userPassword.value
     stored = stored.decode() if isinstance(stored, bytes) else stored
     assert stored.startswith("{SSHA}")

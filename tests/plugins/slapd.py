@@ -70,16 +70,24 @@ def _write_certificates(folder: Path) -> Path:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wod test CA")])
     ca = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -92,7 +100,8 @@ def _write_certificates(folder: Path) -> Path:
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
@@ -183,16 +192,15 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     conf.write_text(_config(folder))
     seed = folder / "seed.ldif"
     seed.write_text(_seed())
-    subprocess.run(
-        [SLAPADD, "-f", conf, "-l", seed], check=True, capture_output=True, timeout=30
-    )
+    subprocess.run([SLAPADD, "-f", conf, "-l", seed], check=True, capture_output=True, timeout=30)
     port, ldaps_port = get_free_port(), get_free_port()
     log = folder / "slapd.log"
     urls = f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [SLAPD, "-f", conf, "-h", urls, "-d", "0"],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_ready(proc, port, log)

@@ -83,8 +83,12 @@ def wipe(ctx: Context, students: str) -> None:
 
 @accounts.command("kill-stale")
 @click.option("--older-than", default="30d", show_default=True, help="Age: 30d, 12h, 90m, 45s.")
-@click.option("--match", default="jupyter", show_default=True,
-              help="Only processes whose command line contains this.")
+@click.option(
+    "--match",
+    default="jupyter",
+    show_default=True,
+    help="Only processes whose command line contains this.",
+)
 @pass_ctx
 def kill_stale_cmd(ctx: Context, older_than: str, match: str) -> None:
     """Kill students' long-running jupyter processes (upstream weekly cleanup)."""

@@ -209,14 +209,12 @@ def list_processes(uid: int) -> list[Process]:
             cmdline = (base / "cmdline").read_bytes()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        fields = dict(
-            line.split(":", 1) for line in status.splitlines() if ":" in line
-        )
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         uids = fields.get("Uid", "").split()
         if len(uids) < 2 or uid not in (int(uids[0]), int(uids[1])):
             continue
         # stat: "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
-        rest = stat[stat.rfind(")") + 2:].split()
+        rest = stat[stat.rfind(")") + 2 :].split()
         if rest[0] == "Z":
             continue
         started = int(rest[19]) / ticks
@@ -300,8 +298,19 @@ class SystemAccounts(Accounts):
         if entry is None:
             home.parent.mkdir(parents=True, exist_ok=True)
             proc.run(
-                ["useradd", "--uid", str(uid), "--gid", str(gid), "--home-dir", str(home),
-                 "--no-create-home", "--shell", "/bin/bash", name],
+                [
+                    "useradd",
+                    "--uid",
+                    str(uid),
+                    "--gid",
+                    str(gid),
+                    "--home-dir",
+                    str(home),
+                    "--no-create-home",
+                    "--shell",
+                    "/bin/bash",
+                    name,
+                ],
                 what="useradd",
             )
         elif entry.pw_uid != uid:
@@ -329,8 +338,7 @@ class SystemAccounts(Accounts):
         name = self.name(n)
         if self._entry(n) is None:
             raise Permanent(
-                f"account {name} missing (accounts are created at install: "
-                "wod accounts provision)"
+                f"account {name} missing (accounts are created at install: wod accounts provision)"
             )
         proc.run(["chpasswd"], input=f"{name}:{password}\n".encode(), what="chpasswd")
 
@@ -374,7 +382,11 @@ def password_matches(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         computed = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
             dklen=len(base64.b64decode(digest)),
         )
     except (ValueError, TypeError):
@@ -480,9 +492,7 @@ def kill_stale(
     killed, as (stdid, process)."""
     killed: list[tuple[int, Process]] = []
     for n in stdids:
-        stale = [
-            p for p in accounts.processes(n) if p.age >= older_than and match in p.cmdline
-        ]
+        stale = [p for p in accounts.processes(n) if p.age >= older_than and match in p.cmdline]
         if stale:
             kill_and_wait(stale, accounts.uid(n))
             killed.extend((n, p) for p in stale)

@@ -95,8 +95,12 @@ class Hooks:
             log.info("running %s", script)
             try:
                 done = proc.run(
-                    [str(script)], env=env, cwd=script.parent, timeout=timeout,
-                    check=False, what=label,
+                    [str(script)],
+                    env=env,
+                    cwd=script.parent,
+                    timeout=timeout,
+                    check=False,
+                    what=label,
                 )
             except Permanent as exc:
                 if exc.reason.endswith(" s timeout"):
@@ -105,9 +109,7 @@ class Hooks:
                     ) from None
                 raise
             if done.returncode != 0:
-                raise Permanent(
-                    f"{label} exited with status {done.returncode}", output=done.output
-                )
+                raise Permanent(f"{label} exited with status {done.returncode}", output=done.output)
             runs.append(HookRun(script, done.returncode, done.output, done.seconds))
         return runs
 
@@ -212,8 +214,7 @@ def appliance_target(
     text = str(raw).strip()
     if text == PLACEHOLDER_IP:
         raise Permanent(
-            f"variable {key} is still the placeholder {PLACEHOLDER_IP}: set the appliance "
-            "address"
+            f"variable {key} is still the placeholder {PLACEHOLDER_IP}: set the appliance address"
         )
     try:
         base = ipaddress.ip_address(text)

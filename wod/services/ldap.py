@@ -69,8 +69,12 @@ class Ldap:
                 version=ssl.PROTOCOL_TLS_CLIENT,
             )
         return Server(
-            s.ldap_host, port=s.ldap_port, use_ssl=s.ldap_tls == "ldaps", tls=tls,
-            get_info=NONE, connect_timeout=s.ldap_timeout,
+            s.ldap_host,
+            port=s.ldap_port,
+            use_ssl=s.ldap_tls == "ldaps",
+            tls=tls,
+            get_info=NONE,
+            connect_timeout=s.ldap_timeout,
         )
 
     def _where(self) -> str:
@@ -80,8 +84,11 @@ class Ldap:
     def _bind(self, dn: str, password: str) -> Connection:
         """An open connection bound as ``dn``, or Transient/Permanent."""
         conn = Connection(
-            self._server(), user=dn, password=password,
-            receive_timeout=max(1, math.ceil(self.settings.ldap_timeout)), raise_exceptions=False,
+            self._server(),
+            user=dn,
+            password=password,
+            receive_timeout=max(1, math.ceil(self.settings.ldap_timeout)),
+            raise_exceptions=False,
         )
         try:
             conn.open()
