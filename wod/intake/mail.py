@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import re
 import smtplib
 import socket
 from dataclasses import dataclass
@@ -83,8 +84,10 @@ class Outgoing:
     def relay(self, sender: str, recipients: list[str], raw: bytes) -> None:
         """Hand the message to the smarthost with smtplib (EHLO, CRLF, dot-stuffing)."""
         host, port = split_hostport(self.smarthost or "")
+        # The api-db writes bare LF; smtplib fixes line endings only for str messages.
+        data = re.sub(rb"\r?\n", b"\r\n", raw)
         with smtplib.SMTP(host, port, timeout=self.timeout) as smtp:
-            refused = smtp.sendmail(sender, recipients, raw)
+            refused = smtp.sendmail(sender, recipients, data)
         if refused:
             raise smtplib.SMTPRecipientsRefused(refused)
 

@@ -1,0 +1,361 @@
+"""The SMTP listener against real clients: the api-db's raw byte block, smtplib, a relay."""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+import socket
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.plugins.paths import get_free_port
+from wod.intake.mail import api_db_block
+from wod.intake.smtp import IntakeThread, SmtpIntake
+from wod.queue import JobQueue
+from wod.requests import Verb
+from wod.settings import Settings
+
+API_DB = "wod-api@api.example.com"
+COMMANDS = "wodadmin@backend.example.com"
+
+
+@dataclass
+class Listener:
+    settings: Settings
+    queue: JobQueue
+    thread: IntakeThread
+
+    @property
+    def port(self) -> int:
+        return self.thread.port
+
+
+def start(tmp_path: Path, **overrides: object) -> Listener:
+    values: dict[str, object] = {
+        "state_dir": tmp_path, "smtp_port": 0, "senders": [API_DB], "user_max": 120,
+    }
+    values.update(overrides)
+    settings = Settings(**values)
+    queue = JobQueue(settings.db_path)
+    return Listener(settings, queue, SmtpIntake(settings, queue).run_in_thread())
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[Listener]:
+    running = start(tmp_path)
+    try:
+        yield running
+    finally:
+        running.thread.stop()
+
+
+def wait_for(what: Callable[[], object], timeout: float = 5.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def raw_send(port: int, block: bytes, *, reset: bool = False) -> bytes:
+    """Act like the api-db: write everything at once, hang up on the first byte received."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(block)
+        first = sock.recv(1)
+        if reset:  # close with RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return first
+    finally:
+        sock.close()
+
+
+def block(subject: str, body: str = "WKSHP-API101", sender: str = API_DB,
+          rcpt: str = COMMANDS) -> bytes:
+    return api_db_block(subject, body, helo="api-db.example.com", sender=sender, recipient=rcpt)
+
+
+# -- the real api-db ---------------------------------------------------------------------------
+
+
+def test_spec_bytes_exactly() -> None:
+    assert block("CREATE 1 1 alice@example.com") == (
+        b"HELO api-db.example.com\nMAIL FROM: wod-api@api.example.com\n"
+        b"RCPT TO: wodadmin@backend.example.com\nDATA\n"
+        b"Subject: CREATE 1 1 alice@example.com\nWKSHP-API101\n.\n"
+    )
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_api_db_raw_block_is_queued(listener: Listener, reset: bool) -> None:
+    assert raw_send(listener.port, block("CREATE 1 825 alice@example.com"), reset=reset) == b"2"
+    jobs = wait_for(listener.queue.jobs)
+    assert len(jobs) == 1
+    req = jobs[0].request
+    assert (req.verb, req.stdid, req.customer, req.email, req.workshop, req.channel) == (
+        Verb.CREATE, 1, 825, "alice@example.com", "WKSHP-API101", "smtp")
+    assert jobs[0].status == "queued"
+
+
+def test_eof_after_complete_header_ends_data(listener: Listener) -> None:
+    data = block("CLEANUP 4 9").removesuffix(b".\n")
+    raw_send(listener.port, data)
+    job = wait_for(listener.queue.jobs)[0]
+    assert (job.request.verb, job.request.stdid) == (Verb.CLEANUP, 4)
+
+
+def test_eof_in_the_middle_is_not_acted_on(listener: Listener) -> None:
+    data = block("CLEANUP 4 9").split(b"WKSHP")[0] + b"WKSH"  # cut inside the workshop line
+    raw_send(listener.port, data)
+    rejection = wait_for(listener.queue.rejections)[0]
+    assert "before the message was complete" in rejection.reason
+    assert listener.queue.jobs() == []
+
+
+def test_object_promise_purge_is_queued_for_recovery(listener: Listener) -> None:
+    raw_send(listener.port, block("PURGE [object Promise] 3"))
+    req = wait_for(listener.queue.jobs)[0].request
+    assert req.verb is Verb.PURGE and req.stdid is None and req.recover_stdid
+    assert req.customer == 3
+
+
+def test_crlf_and_brackets_in_raw_mode(listener: Listener) -> None:
+    data = (b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<WODADMIN@other>\r\n"
+            b"DATA\r\nSubject: RESET 2,4 7\r\n\r\nWKSHP-API101\r\n.\r\nQUIT\r\n")
+    raw_send(listener.port, data)
+    req = wait_for(listener.queue.jobs)[0].request
+    assert (req.verb, req.stdids) == (Verb.RESET, [2, 3, 4])
+
+
+def test_hundred_concurrent_api_db_clients_all_persisted_once(listener: Listener) -> None:
+    errors: list[BaseException] = []
+
+    def send(n: int) -> None:
+        try:
+            raw_send(listener.port, block(f"CREATE {n} {1000 + n} s{n}@example.com"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(1, 101)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+    wait_for(lambda: len(listener.queue.jobs(limit=500)) >= 100, timeout=20)
+    time.sleep(0.2)  # nothing more arrives
+    jobs = listener.queue.jobs(limit=500)
+    assert sorted(j.request.stdid for j in jobs) == list(range(1, 101))
+    assert all(j.request.customer == 1000 + j.request.stdid for j in jobs)
+
+
+# -- well-behaved clients ------------------------------------------------------------------------
+
+
+def test_smtplib_ehlo_dot_stuffing_quit(listener: Listener) -> None:
+    body = b"Subject: CLEANUP 5 6\r\nFrom: API <wod-api@api.example.com>\r\n\r\nWKSHP-API101\r\n" \
+           b".hidden line\r\n"
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        code, _ = client.ehlo("relay.example.com")
+        assert code == 250
+        assert client.has_extn("size") and client.has_extn("8bitmime")
+        assert client.has_extn("pipelining")
+        assert client.esmtp_features["size"] == str(listener.settings.max_message_bytes)
+        client.mail(API_DB)
+        client.rcpt(COMMANDS)
+        code, text = client.data(body)  # smtplib dot-stuffs '.hidden'
+        assert code == 250 and b"queued as job" in text
+        assert client.noop()[0] == 250
+        assert client.rset()[0] == 250
+    job = listener.queue.jobs()[0]
+    assert job.id == int(text.split()[-1])
+    assert (job.request.verb, job.request.stdid, job.request.customer) == (Verb.CLEANUP, 5, 6)
+    stored = listener.queue._conn().execute("SELECT raw FROM jobs WHERE id=?", (job.id,))
+    assert b"\r\n.hidden line" in stored.fetchone()[0]  # unstuffed
+
+
+def test_bad_sequences_get_5xx(listener: Listener) -> None:
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        assert client.docmd("MAIL FROM:<a@b.c>")[0] == 503  # before HELO
+        client.ehlo()
+        assert client.docmd("RCPT TO:<x@y>")[0] == 503  # before MAIL
+        assert client.docmd("DATA")[0] == 503
+        assert client.docmd("MAIL FROM a@b.c")[0] == 501
+        assert client.docmd("BOGUS")[0] == 502
+        assert client.docmd("MAIL FROM:<a@b.c>")[0] == 250
+        assert client.docmd("MAIL FROM:<a@b.c>")[0] == 503
+        assert client.docmd("DATA")[0] == 503  # no recipient yet
+
+
+def test_wrong_sender_is_refused_and_recorded(listener: Listener) -> None:
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            client.sendmail("mallory@evil.example", [COMMANDS],
+                            b"Subject: CREATE 1 2 a@b.c\r\n\r\nWKSHP-API101\r\n")
+    assert info.value.smtp_code == 550
+    assert b"sender 'mallory@evil.example' is not allowed" in info.value.smtp_error
+    raw_send(listener.port, block("PURGE 1 2", sender="other@api.example.com"))
+    reasons = [r.reason for r in wait_for(lambda: len(listener.queue.rejections()) >= 2
+                                          and listener.queue.rejections())]
+    assert any("other@api.example.com" in r for r in reasons)
+    assert listener.queue.jobs() == []
+
+
+def test_client_address_not_allowed(tmp_path: Path) -> None:
+    running = start(tmp_path, allowed_clients=["10.0.0.0/8"])
+    try:
+        with pytest.raises(smtplib.SMTPConnectError) as info:
+            smtplib.SMTP("127.0.0.1", running.port, timeout=5)
+        assert info.value.smtp_code == 554
+        raw_send(running.port, block("CREATE 1 1 a@b.c"))
+        rejections = wait_for(lambda: len(running.queue.rejections()) >= 2
+                              and running.queue.rejections())
+        assert "client address 127.0.0.1 is not allowed" in rejections[0].reason
+        assert running.queue.jobs() == []
+    finally:
+        running.thread.stop()
+
+
+BAD = [
+    ("FOO 1 2", "WKSHP-API101", "unknown verb"),
+    ("CREATE 1 2", "WKSHP-API101", "missing arguments"),
+    ("CLEANUP 1 2 3", "WKSHP-API101", "extra arguments"),
+    ("PURGE x 2", "WKSHP-API101", "student id 'x' is not a number"),
+    ("CLEANUP 500 2", "WKSHP-API101", "outside this backend's range"),
+    ("CREATE 1 2 not-an-address", "WKSHP-API101", "malformed e-mail"),
+    # The api-db does not dot-stuff, so SMTP unstuffing turns '../../etc' into './../etc'.
+    ("CREATE 1 2 a@b.c", "../../etc", "malformed workshop name './../etc'"),
+    ("CREATE 1 2 a@b.c", "WKSHP-$(id)", "malformed workshop name 'WKSHP-$(id)'"),
+    ("CREATE 1 2 a@b.c", "", "no workshop name"),
+]
+
+
+@pytest.mark.parametrize(("subject", "body", "expected"), BAD, ids=[b[2] for b in BAD])
+def test_bad_input_over_raw_smtp_is_recorded(listener: Listener, subject: str, body: str,
+                                             expected: str) -> None:
+    raw_send(listener.port, block(subject, body))
+    rejection = wait_for(listener.queue.rejections)[0]
+    assert expected in rejection.reason and rejection.channel == "smtp"
+    assert rejection.raw and subject.encode() in rejection.raw
+    assert listener.queue.jobs() == []
+
+
+def test_non_utf8_over_smtplib(listener: Listener) -> None:
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            client.sendmail(API_DB, [COMMANDS], b"Subject: CREATE 1 2 a@b.c\r\n\r\nWKSHP-\xff\r\n")
+    assert b"not valid UTF-8" in info.value.smtp_error
+    assert "not valid UTF-8" in listener.queue.rejections()[0].reason
+
+
+def test_ten_megabyte_body(listener: Listener) -> None:
+    huge = block("CREATE 1 2 a@b.c", "WKSHP-API101\n" + "x" * 80 + "\n").replace(
+        b"\n.\n", b"\n" + (b"y" * 999 + b"\n") * 10_500 + b".\n")
+    raw_send(listener.port, huge)
+    rejection = wait_for(listener.queue.rejections, timeout=10)[0]
+    assert "message too large" in rejection.reason
+    # A client that announces the size is refused at MAIL FROM.
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        with pytest.raises(smtplib.SMTPSenderRefused) as info:
+            client.sendmail(API_DB, [COMMANDS], b"Subject: x\r\n\r\n" + b"z" * 10_485_760)
+    assert info.value.smtp_code == 552
+    assert listener.queue.jobs() == []
+
+
+# -- participant mail: relay or outbox ------------------------------------------------------------
+
+
+class Collect:
+    """aiosmtpd handler acting as the smarthost: keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        self.received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
+        return "250 OK"
+
+
+WELCOME = ("Subject: Welcome to the Workshops-on-Demand\nFrom: wod-api@api.example.com\n\n"
+           "Your credentials follow.\n.starts with a dot\n")
+
+
+def test_participant_mail_is_relayed_not_parsed(tmp_path: Path) -> None:
+    handler = Collect()
+    smarthost = Controller(handler, hostname="127.0.0.1", port=get_free_port())
+    smarthost.start()
+    running = start(tmp_path, smarthost=f"127.0.0.1:{smarthost.port}")
+    try:
+        data = (b"HELO api\nMAIL FROM: wod-api@api.example.com\nRCPT TO: bob@example.org\n"
+                b"DATA\n" + WELCOME.replace("\n.starts", "\n..starts").encode() + b".\n")
+        raw_send(running.port, data)
+        wait_for(lambda: handler.received)
+        sender, rcpts, content = handler.received[0]
+        assert (sender, rcpts) == (API_DB, ["bob@example.org"])
+        assert b"Your credentials follow." in content and b"\r\n.starts with a dot" in content
+        assert running.queue.jobs() == [] and running.queue.rejections() == []
+    finally:
+        running.thread.stop()
+        smarthost.stop()
+
+
+def test_participant_mail_goes_to_outbox_without_smarthost(listener: Listener) -> None:
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        client.sendmail(API_DB, ["bob@example.org", "carol@example.org"], WELCOME.encode())
+    box = mailbox.Maildir(listener.settings.outbox_dir, create=False)
+    messages = list(box)
+    assert len(messages) == 1
+    msg = messages[0]
+    assert msg["Return-Path"] == f"<{API_DB}>"
+    assert msg.get_all("X-Original-To") == ["bob@example.org", "carol@example.org"]
+    assert msg["Subject"] == "Welcome to the Workshops-on-Demand"
+    assert listener.queue.jobs() == []
+
+
+def test_unreachable_smarthost_falls_back_to_outbox(tmp_path: Path) -> None:
+    running = start(tmp_path, smarthost=f"127.0.0.1:{get_free_port()}")
+    try:
+        with smtplib.SMTP("127.0.0.1", running.port, timeout=5) as client:
+            client.sendmail(API_DB, ["bob@example.org"], WELCOME.encode())
+        assert len(mailbox.Maildir(running.settings.outbox_dir, create=False)) == 1
+    finally:
+        running.thread.stop()
+
+
+def test_alias_mailbox_is_a_command_mailbox(tmp_path: Path) -> None:
+    running = start(tmp_path, command_mailbox="wod", mailbox_aliases=["requests"])
+    try:
+        raw_send(running.port, block("CLEANUP 3 4", rcpt="Requests@backend"))
+        assert wait_for(running.queue.jobs)[0].request.stdid == 3
+    finally:
+        running.thread.stop()
+
+
+def test_database_locked_answers_451_and_nothing_is_acknowledged(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, smtp_port=0, senders=[API_DB])
+    JobQueue(settings.db_path)  # create the schema
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    queue = JobQueue(settings.db_path, timeout=0.2)
+    intake = SmtpIntake(settings, queue).run_in_thread()
+    try:
+        with smtplib.SMTP("127.0.0.1", intake.port, timeout=5) as client:
+            with pytest.raises(smtplib.SMTPDataError) as info:
+                client.sendmail(API_DB, [COMMANDS],
+                                b"Subject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n")
+        assert info.value.smtp_code == 451
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        intake.stop()
+    assert queue.jobs() == []
