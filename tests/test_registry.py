@@ -1,0 +1,289 @@
+"""The registry answers like the upstream api-db (SPEC 3.6), on a real port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.plugins.paths import get_free_port
+from tests.plugins.registry import start_registry
+from wod.registry import SeedError, SeedOptions
+from wod.registry.models import Workshop, ensure_schema, make_engine, make_sessionmaker
+from wod.registry.seed import ensure_user, seed_trees
+
+JSON = "application/json"
+
+
+def login(reg, username=None, password=None) -> httpx.Response:
+    return httpx.post(f"{reg.url}/login", json={
+        "username": username or reg.username, "password": password or reg.password,
+    })
+
+
+def token(reg) -> str:
+    response = login(reg)
+    assert response.status_code == 200, response.text
+    return response.json()["accessToken"]
+
+
+# -- login ------------------------------------------------------------------------------
+def test_login_returns_the_api_db_answer_with_a_180_s_token(registry):
+    response = login(registry)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"id", "username", "email", "roles", "accessToken"}
+    assert body["username"] == registry.username
+    assert body["roles"] == ["ROLE_MODERATOR"]
+    claims = jwt.decode(body["accessToken"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == pytest.approx(180, abs=1.5)
+
+
+def test_login_failures_have_the_api_db_bodies(registry):
+    wrong = login(registry, password="not-the-password")
+    assert (wrong.status_code, wrong.json()) == (
+        401, {"accessToken": None, "message": "Invalid Password!"})
+    unknown = login(registry, username="nobody")
+    assert (unknown.status_code, unknown.json()) == (404, {"message": "User Not found."})
+
+
+def test_passwords_are_stored_hashed(registry):
+    engine = create_engine(registry.db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT password FROM users")).scalars().all()
+    engine.dispose()
+    assert stored and all(p.startswith("scrypt$") for p in stored)
+    assert registry.password not in "".join(stored)
+
+
+# -- workshops --------------------------------------------------------------------------
+def test_workshops_are_sorted_by_priority_and_flag_popular(registry):
+    shops = httpx.get(f"{registry.url}/workshops").json()
+    assert shops, "the fixture registry is seeded"
+    assert [w["priority"] for w in shops] == sorted(w["priority"] for w in shops)
+    assert all(w["popular"] is False for w in shops)
+    target = shops[-1]
+    registry.create_customer(target["notebook"], email="a@example.com")
+    registry.create_customer(target["notebook"], email="b@example.com")
+    again = {w["id"]: w for w in httpx.get(f"{registry.url}/workshops").json()}
+    assert again[target["id"]]["popular"] is True
+
+
+def test_workshop_by_id_and_not_found_text(registry):
+    first = httpx.get(f"{registry.url}/workshops").json()[0]
+    one = httpx.get(f"{registry.url}/workshops/{first['id']}")
+    assert one.status_code == 200
+    body = one.json()
+    for key in ("id", "notebook", "range", "reset", "ldap", "varpass", "compile",
+                "monoappliance", "multiappliance", "capacity"):
+        assert key in body
+    assert isinstance(body["reset"], bool) and isinstance(body["range"], list)
+    for missing in ("99999", "abc"):
+        response = httpx.get(f"{registry.url}/workshops/{missing}")
+        assert (response.status_code, response.text) == (400, "Workshop Not Found")
+
+
+# -- customers and tokens ---------------------------------------------------------------
+def test_customer_needs_a_valid_token(registry):
+    customer = registry.create_customer(registry.workshops()[0]["notebook"])
+    url = f"{registry.url}/customers/{customer['id']}"
+    missing = httpx.get(url)
+    assert (missing.status_code, missing.json()) == (403, {"message": "No token provided!"})
+    bad = httpx.get(url, headers={"x-access-token": "not.a.token"})
+    assert (bad.status_code, bad.json()) == (401, {"message": "Unauthorized!"})
+    good = httpx.get(url, headers={"x-access-token": token(registry)})
+    assert good.status_code == 200
+    body = good.json()
+    assert body["studentId"] == customer["studentId"]
+    assert body["cleaned"] is False and body["active"] is False
+    unknown = httpx.get(f"{registry.url}/customers/99999",
+                        headers={"x-access-token": token(registry)})
+    assert (unknown.status_code, unknown.text) == (400, "Customer Not Found")
+
+
+def test_token_expires(registry_factory):
+    reg = registry_factory(token_ttl=1)
+    customer = reg.create_customer(reg.workshops()[0]["notebook"])
+    headers = {"x-access-token": token(reg)}
+    url = f"{reg.url}/customers/{customer['id']}"
+    assert httpx.get(url, headers=headers).status_code == 200
+    time.sleep(1.3)
+    expired = httpx.get(url, headers=headers)
+    assert (expired.status_code, expired.json()) == (401, {"message": "Unauthorized!"})
+
+
+# -- updates ----------------------------------------------------------------------------
+def test_updates_need_moderator_or_admin(registry_factory):
+    reg = registry_factory(users=(("viewer", "viewer-pw", ("user",)),
+                                  ("boss", "boss-pw", ("admin",))))
+    viewer = login(reg, "viewer", "viewer-pw").json()
+    assert viewer["roles"] == ["ROLE_USER"]
+    refused = httpx.put(f"{reg.url}/student/1", json={"assigned": True},
+                        headers={"x-access-token": viewer["accessToken"]})
+    assert (refused.status_code, refused.json()) == (
+        403, {"message": "Require Moderator or Admin Role!"})
+    boss = login(reg, "boss", "boss-pw").json()["accessToken"]
+    ok = httpx.put(f"{reg.url}/student/1", json={"assigned": True},
+                   headers={"x-access-token": boss})
+    assert ok.status_code == 200 and ok.json()["assigned"] is True
+    missing = httpx.put(f"{reg.url}/student/1", json={"assigned": True})
+    assert (missing.status_code, missing.json()) == (403, {"message": "No token provided!"})
+
+
+@pytest.mark.parametrize("route", ["student", "customer", "workshop"])
+def test_update_of_unknown_id_is_400_error(registry, route):
+    response = httpx.put(f"{registry.url}/{route}/99999", json={"active": True},
+                         headers={"x-access-token": token(registry)})
+    assert (response.status_code, response.json()) == (400, {"error": {}})
+
+
+def test_updates_return_the_row_and_accept_string_booleans(registry):
+    headers = {"x-access-token": token(registry)}
+    shop = registry.workshops()[0]
+    customer = registry.create_customer(shop["notebook"])
+    sid = customer["studentId"]
+
+    student = httpx.put(f"{registry.url}/student/{sid}",
+                        json={"password": "s3cret-Pw", "assigned": "false"}, headers=headers)
+    assert student.status_code == 200
+    assert student.json()["password"] == "s3cret-Pw" and student.json()["assigned"] is False
+    assert registry.student(sid)["assigned"] is False
+
+    updated = httpx.put(f"{registry.url}/customer/{customer['id']}",
+                        content=b'{"active": "true", "completionPercentage": 42}',
+                        headers={**headers, "content-type": JSON})
+    assert updated.status_code == 200
+    assert updated.json()["active"] is True and updated.json()["completionPercentage"] == 42
+    cleaned = httpx.put(f"{registry.url}/customer/{customer['id']}", json={"cleaned": True},
+                        headers=headers)
+    assert cleaned.json()["cleaned"] is True
+    assert registry.customer(customer["id"])["cleaned"] is True
+
+    capacity = httpx.put(f"{registry.url}/workshop/{shop['id']}", json={"capacity": 3},
+                         headers=headers)
+    assert capacity.status_code == 200 and capacity.json()["capacity"] == 3
+    assert httpx.get(f"{registry.url}/workshops/{shop['id']}").json()["capacity"] == 3
+
+
+def test_update_with_an_impossible_value_is_refused_not_hung(registry):
+    headers = {"x-access-token": token(registry)}
+    response = httpx.put(f"{registry.url}/customer/1", json={"completionPercentage": "lots"},
+                         headers=headers, timeout=5)
+    # No customer 1 yet: unknown id wins, like the api-db.
+    assert response.status_code == 400
+    customer = registry.create_customer(registry.workshops()[0]["notebook"])
+    response = httpx.put(f"{registry.url}/customer/{customer['id']}",
+                         json={"completionPercentage": "lots"}, headers=headers, timeout=5)
+    assert response.status_code == 400
+    assert "completionPercentage" in response.json()["error"]["message"]
+    assert registry.customer(customer["id"])["completionPercentage"] is None
+
+
+# -- registration -----------------------------------------------------------------------
+def test_registration_assigns_free_seats_until_full(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "WKSHP-Tiny").mkdir(parents=True)
+    (tree / "WKSHP-Tiny" / "wod.yml").write_text(
+        "name: Tiny\ncapacity: 5\npriority: 1\nrange: [3, 4]\nactive: true\n")
+    with start_registry(tmp_path, trees=[tree], base_stdid=100) as reg:
+        seats = []
+        for n in range(2):
+            response = httpx.post(f"{reg.url}/customer", json={
+                "title": "Tiny", "name": f"p{n}", "email": f"p{n}@example.com"})
+            assert response.status_code == 200
+            seats.append(response.json()["studentId"])
+        assert seats == [103, 104]
+        assert all(reg.student(s)["assigned"] for s in seats)
+        assert reg.workshop_by_notebook("WKSHP-Tiny")["capacity"] == 3
+        full = httpx.post(f"{reg.url}/customer", json={
+            "title": "Tiny", "name": "late", "email": "late@example.com"})
+        assert full.status_code == 202
+        assert full.text == "Registration full, no student account. Please try again later"
+
+
+# -- seeding ----------------------------------------------------------------------------
+def test_seeding_from_the_fixture_workshops(fixtures_dir, tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'seed.db'}")
+    ensure_schema(engine)
+    sessions = make_sessionmaker(engine)
+    options = SeedOptions(base_stdid=1000)
+    with sessions() as session, session.begin():
+        seed_trees(session, [fixtures_dir], options)
+    with sessions() as session, session.begin():
+        seed_trees(session, [fixtures_dir], options)  # idempotent
+    with start_registry(tmp_path, trees=[fixtures_dir], base_stdid=1000) as reg:
+        shops = {w["notebook"]: w for w in httpx.get(f"{reg.url}/workshops").json()}
+        assert len(shops) == len(list(fixtures_dir.glob("*/wod.yml")))
+        api = shops["WKSHP-API101"]
+        assert api["name"] == "API 101 - API basics and the value they provide"
+        assert api["range"] == [1, 6] and api["capacity"] == 20 and api["active"] is True
+        assert api["compile"] == "false" and api["category"] == ["Open Source"]
+        docker = shops["WKSHP-Docker101"]
+        assert docker["monoappliance"] is True and docker["reset"] is True
+        first, last = reg.student(1001), reg.student(1006)
+        assert first["username"] == "student1" and last["username"] == "student6"
+        assert first["assigned"] is False
+        assert reg.student(1000) is None
+    with sessions() as session:
+        assert session.query(Workshop).count() == len(shops)
+    engine.dispose()
+
+
+def test_seeding_rejects_a_bad_wod_yml(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "WKSHP-Broken").mkdir(parents=True)
+    (tree / "WKSHP-Broken" / "wod.yml").write_text("name: Broken\nrange: 7\n")
+    with pytest.raises(SeedError, match=r"WKSHP-Broken/wod.yml.*range"):
+        with start_registry(tmp_path, trees=[tree]):
+            pass
+
+
+# -- the command ------------------------------------------------------------------------
+def test_wod_registry_command_serves_seeded_workshops(tmp_path, fixtures_dir):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "WOD_STATE_DIR": str(tmp_path), "WOD_APIDB_USER": "mod",
+           "WOD_APIDB_PASSWORD": "mod-pw"}
+    wod = [str(Path(sys.executable).parent / "wod")]
+    added = subprocess.run([*wod, "registry", "add-user", "boss", "--password", "boss-pw",
+                            "--role", "admin", "--db", db], env=env, capture_output=True,
+                           text=True, timeout=30, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    port = get_free_port()
+    proc = subprocess.Popen([*wod, "registry", "--port", str(port), "--db", db,
+                             "--notebooks", str(fixtures_dir)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                shops = httpx.get(f"{base}/workshops", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "wod registry did not start"
+                time.sleep(0.1)
+        assert "WKSHP-API101" in {w["notebook"] for w in shops}
+        mod = httpx.post(f"{base}/login", json={"username": "mod", "password": "mod-pw"})
+        assert mod.json()["roles"] == ["ROLE_MODERATOR"]
+        boss = httpx.post(f"{base}/login", json={"username": "boss", "password": "boss-pw"})
+        assert boss.json()["roles"] == ["ROLE_ADMIN"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_ensure_user_needs_a_password(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    ensure_schema(engine)
+    with make_sessionmaker(engine)() as session, pytest.raises(SeedError):
+        ensure_user(session, "x", "")
+    engine.dispose()
