@@ -15,8 +15,13 @@ from wod.queue import JobQueue
 from wod.settings import Settings
 from wod.web.app import create_app
 
-CREATE = {"verb": "CREATE", "stdid": 3, "customer": 12, "email": "ann@example.com",
-          "workshop": "WKSHP-API101"}
+CREATE = {
+    "verb": "CREATE",
+    "stdid": 3,
+    "customer": 12,
+    "email": "ann@example.com",
+    "workshop": "WKSHP-API101",
+}
 
 
 def call(app, method: str, url: str, *, client=("127.0.0.1", 40000), **kw) -> httpx.Response:
@@ -24,6 +29,7 @@ def call(app, method: str, url: str, *, client=("127.0.0.1", 40000), **kw) -> ht
         transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://wod") as http:
             return await http.request(method, url, **kw)
+
     return asyncio.run(go())
 
 
@@ -50,41 +56,77 @@ def test_request_is_persisted_then_acknowledged(app, settings):
     fresh = JobQueue(settings.db_path).job(job_id)
     assert fresh.status == "queued" and fresh.request.channel == "http"
     assert (fresh.request.stdid, fresh.request.customer, fresh.request.email) == (
-        3, 12, "ann@example.com")
+        3,
+        12,
+        "ann@example.com",
+    )
     assert fresh.request.workshop == "WKSHP-API101"
 
 
 def test_reset_range_and_promise_ids(app, queue):
-    resp = call(app, "POST", "/api/requests", json={
-        "verb": "RESET", "stdid": "2,5", "customer": 9, "workshop": "WKSHP-API101"})
+    resp = call(
+        app,
+        "POST",
+        "/api/requests",
+        json={"verb": "RESET", "stdid": "2,5", "customer": 9, "workshop": "WKSHP-API101"},
+    )
     assert resp.status_code == 202
     job = queue.job(resp.json()["job"])
     assert job.request.stdids == [2, 3, 4, 5]
-    resp = call(app, "POST", "/api/requests", json={
-        "verb": "PURGE", "stdid": "[object Promise]", "customer": 9,
-        "workshop": "WKSHP-API101"})
+    resp = call(
+        app,
+        "POST",
+        "/api/requests",
+        json={
+            "verb": "PURGE",
+            "stdid": "[object Promise]",
+            "customer": 9,
+            "workshop": "WKSHP-API101",
+        },
+    )
     assert resp.status_code == 202
     assert queue.job(resp.json()["job"]).request.recover_stdid
 
 
-@pytest.mark.parametrize("body, status, reason", [
-    (b"{not json", 400, "not valid JSON"),
-    (b"[1, 2]", 400, "expected a JSON object"),
-    (b'{"verb": "CREATE", "stdid": 1, "customer": 2}', 400, "missing field 'workshop'"),
-    (b'{"verb": "CREATE 1 2 a@b.c", "stdid": 1, "customer": 2, "workshop": "WKSHP-X"}',
-     400, "must be one word"),
-    (b'{"verb": "CREATE", "stdid": 1, "customer": 2, "workshop": "WKSHP-X", "x": 1}',
-     400, "unknown field"),
-    (b'{"verb": "DELETE", "stdid": 1, "customer": 2, "workshop": "WKSHP-X"}',
-     422, "unknown verb"),
-    (b'{"verb": "CREATE", "stdid": 99, "customer": 2, "email": "a@b.c",'
-     b' "workshop": "WKSHP-X"}', 422, "outside"),
-    (b'{"verb": "CREATE", "stdid": 1, "customer": 2, "email": "a@b.c",'
-     b' "workshop": "../../etc"}', 422, "malformed workshop"),
-])
+@pytest.mark.parametrize(
+    "body, status, reason",
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "expected a JSON object"),
+        (b'{"verb": "CREATE", "stdid": 1, "customer": 2}', 400, "missing field 'workshop'"),
+        (
+            b'{"verb": "CREATE 1 2 a@b.c", "stdid": 1, "customer": 2, "workshop": "WKSHP-X"}',
+            400,
+            "must be one word",
+        ),
+        (
+            b'{"verb": "CREATE", "stdid": 1, "customer": 2, "workshop": "WKSHP-X", "x": 1}',
+            400,
+            "unknown field",
+        ),
+        (
+            b'{"verb": "DELETE", "stdid": 1, "customer": 2, "workshop": "WKSHP-X"}',
+            422,
+            "unknown verb",
+        ),
+        (
+            b'{"verb": "CREATE", "stdid": 99, "customer": 2, "email": "a@b.c",'
+            b' "workshop": "WKSHP-X"}',
+            422,
+            "outside",
+        ),
+        (
+            b'{"verb": "CREATE", "stdid": 1, "customer": 2, "email": "a@b.c",'
+            b' "workshop": "../../etc"}',
+            422,
+            "malformed workshop",
+        ),
+    ],
+)
 def test_bad_requests_are_rejected_and_recorded(app, queue, body, status, reason):
-    resp = call(app, "POST", "/api/requests", content=body,
-                headers={"content-type": "application/json"})
+    resp = call(
+        app, "POST", "/api/requests", content=body, headers={"content-type": "application/json"}
+    )
     assert resp.status_code == status
     assert reason in resp.json()["error"]
     [rejection] = queue.rejections()
@@ -153,8 +195,10 @@ def test_healthz_and_metrics(app):
     call(app, "POST", "/api/requests", json={"verb": "NOPE"})
     health = call(app, "GET", "/healthz")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "jobs": {"queued": 1, "running": 0, "done": 0,
-                                                      "failed": 0}}
+    assert health.json() == {
+        "status": "ok",
+        "jobs": {"queued": 1, "running": 0, "done": 0, "failed": 0},
+    }
     text = call(app, "GET", "/metrics").text
     assert 'wod_requests_total{channel="http",outcome="accepted"} 1.0' in text
     assert 'wod_requests_total{channel="http",outcome="rejected"} 1.0' in text

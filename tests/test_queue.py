@@ -19,8 +19,9 @@ from wod.requests import Request, Verb
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def req(verb: str, stdid: int | None, customer: int = 1, stdid_max: int | None = None,
-        **kw) -> Request:
+def req(
+    verb: str, stdid: int | None, customer: int = 1, stdid_max: int | None = None, **kw
+) -> Request:
     return Request(Verb(verb), stdid, customer, "WKSHP-API101", stdid_max=stdid_max, **kw)
 
 
@@ -36,12 +37,18 @@ def test_submitted_job_is_on_disk_before_submit_returns(tmp_path: Path, queue: J
     job_id = queue.submit(req("CREATE", 3, 7, email="a@example.com"), raw)
     # Another process, with its own connection, sees the committed job at once.
     out = subprocess.run(
-        [sys.executable, "-c",
-         "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]);"
-         "print(db.execute('select verb, stdid_min, customer, status, raw from jobs"
-         " where id=?', (int(sys.argv[2]),)).fetchone())",
-         str(tmp_path / "wod.db"), str(job_id)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]);"
+            "print(db.execute('select verb, stdid_min, customer, status, raw from jobs"
+            " where id=?', (int(sys.argv[2]),)).fetchone())",
+            str(tmp_path / "wod.db"),
+            str(job_id),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "'CREATE', 3, 7, 'queued'" in out
     assert "CREATE 3 7" in out
@@ -81,8 +88,9 @@ def test_crashed_worker_job_resumes(tmp_path: Path):
         "print(job.id, flush=True)\n"
         "time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(db)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(db)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == str(job_id)
     finally:
@@ -181,7 +189,9 @@ def test_steps_and_listing(queue: JobQueue):
     queue.complete(job_id)
     job = queue.job(job_id)
     assert [(s.name, s.status, s.attempt) for s in job.steps] == [
-        ("deploy", "done", 1), ("report", "done", 1)]
+        ("deploy", "done", 1),
+        ("report", "done", 1),
+    ]
     assert job.steps[0].output == "12 files" and job.steps[0].seconds == 0.25
     assert [j.id for j in queue.jobs()] == [2, 1]
     assert [j.id for j in queue.jobs(status="done")] == [1]

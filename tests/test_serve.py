@@ -54,9 +54,16 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
 
 
 def write_config(tmp_path: Path, **extra) -> Path:
-    values = {"state_dir": str(tmp_path / "state"), "http_port": get_free_port(),
-              "smtp_port": get_free_port(), "workers": 2, "user_min": 1, "user_max": 20,
-              "command_mailbox": "wodadmin", **extra}
+    values = {
+        "state_dir": str(tmp_path / "state"),
+        "http_port": get_free_port(),
+        "smtp_port": get_free_port(),
+        "workers": 2,
+        "user_min": 1,
+        "user_max": 20,
+        "command_mailbox": "wodadmin",
+        **extra,
+    }
     path = tmp_path / "wod.yml"
     path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in values.items()))
     return path
@@ -64,14 +71,20 @@ def write_config(tmp_path: Path, **extra) -> Path:
 
 def wod(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "WOD_CONFIG": str(config)}
-    return subprocess.run([*WOD, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=check, timeout=30)
+    return subprocess.run(
+        [*WOD, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=check, timeout=30
+    )
 
 
 @pytest.fixture
 def server(tmp_path: Path):
-    settings = Settings(state_dir=tmp_path / "state", http_port=0, smtp_port=0,
-                        workers=2, command_mailbox="wodadmin")
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        http_port=0,
+        smtp_port=0,
+        workers=2,
+        command_mailbox="wodadmin",
+    )
     srv = Server(settings, runner_factory=recording_runner, poll_interval=0.1)
     thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
     thread.start()
@@ -86,16 +99,29 @@ def server(tmp_path: Path):
 
 def test_server_takes_http_and_smtp_requests_and_runs_them(server: Server):
     base = f"http://127.0.0.1:{server.http_port}"
-    resp = httpx.post(f"{base}/api/requests", json={
-        "verb": "CREATE", "stdid": 4, "customer": 8, "email": "bo@example.com",
-        "workshop": "WKSHP-API101"}, timeout=5)
+    resp = httpx.post(
+        f"{base}/api/requests",
+        json={
+            "verb": "CREATE",
+            "stdid": 4,
+            "customer": 8,
+            "email": "bo@example.com",
+            "workshop": "WKSHP-API101",
+        },
+        timeout=5,
+    )
     assert resp.status_code == 202
     http_job = resp.json()["job"]
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=5) as smtp:
-        smtp.sendmail("apidb@example.com", ["wodadmin@backend"],
-                      "Subject: CREATE 5 9 cy@example.com\r\n\r\nWKSHP-FAIL\r\n")
-    wait_for(lambda: server.queue.pending() == 0 and len(server.queue.jobs()) == 2,
-             what="both jobs finished")
+        smtp.sendmail(
+            "apidb@example.com",
+            ["wodadmin@backend"],
+            "Subject: CREATE 5 9 cy@example.com\r\n\r\nWKSHP-FAIL\r\n",
+        )
+    wait_for(
+        lambda: server.queue.pending() == 0 and len(server.queue.jobs()) == 2,
+        what="both jobs finished",
+    )
     done = httpx.get(f"{base}/api/jobs/{http_job}", timeout=5).json()
     assert done["status"] == "done"
     assert done["steps"][0]["output"] == "deployed WKSHP-API101 for student 4"
@@ -119,8 +145,14 @@ def test_wod_serve_resumes_interrupted_jobs_and_stops_on_sigterm(tmp_path: Path)
     env = {**os.environ, "WOD_CONFIG": str(config)}
     proc = subprocess.Popen(
         [*WOD, "serve", "--runner", "tests.test_serve:recording_runner"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def healthy() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1).is_success

@@ -23,8 +23,13 @@ def req(verb: str, stdid: int | None, customer: int = 1, **kw) -> Request:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path, retry_base_delay=0.1, retry_max_delay=1.0,
-                    retry_max_attempts=3, workers=3)
+    return Settings(
+        state_dir=tmp_path,
+        retry_base_delay=0.1,
+        retry_max_delay=1.0,
+        retry_max_attempts=3,
+        workers=3,
+    )
 
 
 @pytest.fixture
@@ -64,8 +69,7 @@ def test_one_student_in_order_different_students_in_parallel(settings, queue):
         for before, after in zip(mine, mine[1:], strict=False):
             assert before[3] <= after[2]  # never overlapping
     # Different students really ran at the same time.
-    overlaps = sum(1 for a in spans for b in spans
-                   if a[0] < b[0] and a[2] < b[3] and b[2] < a[3])
+    overlaps = sum(1 for a in spans for b in spans if a[0] < b[0] and a[2] < b[3] and b[2] < a[3])
     assert overlaps >= 3
     assert queue.job(ids[0]).steps[0].output == "worked on student 1"
 
@@ -90,8 +94,7 @@ def test_transient_failure_is_retried_with_backoff(settings, queue):
     assert job.status == "done" and job.attempts == 3
     gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # base delay, then doubled
-    assert [(s.attempt, s.status) for s in job.steps] == [(1, "retry"), (2, "retry"),
-                                                         (3, "done")]
+    assert [(s.attempt, s.status) for s in job.steps] == [(1, "retry"), (2, "retry"), (3, "done")]
     assert "api-db unreachable" in job.steps[0].output
 
 
@@ -117,8 +120,9 @@ def test_permanent_failure_records_reason_and_output(settings, queue):
             ctx.log("WKSHP-API101 (id 3)")
         with ctx.step("create-hooks"):
             ctx.log("running create-WKSHP-API101.sh")
-            raise Permanent("hook create-WKSHP-API101.sh: exited with status 3",
-                            output="appliance down")
+            raise Permanent(
+                "hook create-WKSHP-API101.sh: exited with status 3", output="appliance down"
+            )
 
     job_id = queue.submit(req("CREATE", 2))
     worker = run_worker(settings, queue, runner, workers=1)
@@ -130,8 +134,10 @@ def test_permanent_failure_records_reason_and_output(settings, queue):
     assert job.status == "failed" and job.attempts == 1
     assert job.reason == "hook create-WKSHP-API101.sh: exited with status 3"
     assert job.output == "appliance down"
-    assert [(s.name, s.status) for s in job.steps] == [("workshop", "done"),
-                                                      ("create-hooks", "failed")]
+    assert [(s.name, s.status) for s in job.steps] == [
+        ("workshop", "done"),
+        ("create-hooks", "failed"),
+    ]
     assert "running create-WKSHP-API101.sh" in job.steps[1].output
     assert "appliance down" in job.steps[1].output
 
@@ -200,8 +206,7 @@ def test_worker_wakes_at_once_on_submit(settings, queue):
 
 def test_worker_sees_jobs_from_another_process_by_polling(settings, queue):
     done = threading.Event()
-    worker = run_worker(settings, queue, lambda job, ctx: done.set(), workers=1,
-                        poll_interval=0.1)
+    worker = run_worker(settings, queue, lambda job, ctx: done.set(), workers=1, poll_interval=0.1)
     try:
         JobQueue(settings.db_path).submit(req("CREATE", 1))  # not this queue object
         assert done.wait(2)

@@ -117,8 +117,12 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "attempt": self.attempt, "name": self.name, "status": self.status,
-            "started": self.started, "seconds": self.seconds, "output": self.output,
+            "attempt": self.attempt,
+            "name": self.name,
+            "status": self.status,
+            "started": self.started,
+            "seconds": self.seconds,
+            "output": self.output,
         }
 
 
@@ -153,14 +157,25 @@ class Job:
 
     def to_dict(self, steps: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": self.id, "status": self.status, "verb": self.verb,
-            "stdid": self.request.stdid, "stdid_max": self.request.stdid_max,
-            "customer": self.request.customer, "workshop": self.request.workshop,
-            "email": self.request.email, "channel": self.request.channel,
-            "attempts": self.attempts, "not_before": self.not_before,
-            "created": self.created, "started": self.started, "finished": self.finished,
-            "seconds": self.seconds, "worker": self.worker, "reason": self.reason,
-            "output": self.output, "notes": list(self.request.notes),
+            "id": self.id,
+            "status": self.status,
+            "verb": self.verb,
+            "stdid": self.request.stdid,
+            "stdid_max": self.request.stdid_max,
+            "customer": self.request.customer,
+            "workshop": self.request.workshop,
+            "email": self.request.email,
+            "channel": self.request.channel,
+            "attempts": self.attempts,
+            "not_before": self.not_before,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "seconds": self.seconds,
+            "worker": self.worker,
+            "reason": self.reason,
+            "output": self.output,
+            "notes": list(self.request.notes),
         }
         if steps:
             out["steps"] = [s.to_dict() for s in self.steps]
@@ -177,8 +192,13 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         excerpt = (self.raw or b"")[:200].decode("utf-8", errors="replace")
-        return {"id": self.id, "at": self.at, "channel": self.channel,
-                "reason": self.reason, "raw": excerpt}
+        return {
+            "id": self.id,
+            "at": self.at,
+            "channel": self.channel,
+            "reason": self.reason,
+            "raw": excerpt,
+        }
 
 
 def _clip(text: str, limit: int = MAX_OUTPUT) -> str:
@@ -211,7 +231,9 @@ class JobQueue:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.db_path, timeout=self.timeout, isolation_level=None,
+                self.db_path,
+                timeout=self.timeout,
+                isolation_level=None,
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
@@ -267,8 +289,18 @@ class JobQueue:
                 cur = db.execute(
                     "INSERT INTO jobs (verb, stdid_min, stdid_max, customer, workshop, channel,"
                     " request, raw, not_before, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (request.verb.value, low, high, request.customer, request.workshop,
-                     request.channel, json.dumps(request.to_dict()), _clip_raw(raw), now, now),
+                    (
+                        request.verb.value,
+                        low,
+                        high,
+                        request.customer,
+                        request.workshop,
+                        request.channel,
+                        json.dumps(request.to_dict()),
+                        _clip_raw(raw),
+                        now,
+                        now,
+                    ),
                 )
                 job_id = int(cur.lastrowid or 0)
         except (sqlite3.Error, OSError) as exc:
@@ -310,8 +342,9 @@ class JobQueue:
                 " finished = NULL, worker = ? WHERE id = ?",
                 (now, worker, row["id"]),
             )
-            row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",
-                             (row["id"],)).fetchone()
+            row = db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (row["id"],)
+            ).fetchone()
         return self._job(row)
 
     def start_step(self, job_id: int, name: str) -> int:
@@ -327,11 +360,18 @@ class JobQueue:
     def finish_step(self, step_id: int, status: str, seconds: float, output: str = "") -> None:
         """Close a step started with :meth:`start_step`.  ``output`` must be safe text."""
         with self._write() as db:
-            db.execute("UPDATE steps SET status = ?, seconds = ?, output = ? WHERE id = ?",
-                       (status, seconds, _clip(output), step_id))
+            db.execute(
+                "UPDATE steps SET status = ?, seconds = ?, output = ? WHERE id = ?",
+                (status, seconds, _clip(output), step_id),
+            )
 
     def record_step(
-        self, job_id: int, name: str, status: str, started: float, seconds: float,
+        self,
+        job_id: int,
+        name: str,
+        status: str,
+        started: float,
+        seconds: float,
         output: str = "",
     ) -> int:
         """Record one finished step of the job's current attempt in one go.  ``output`` is
@@ -348,18 +388,27 @@ class JobQueue:
         with self._write() as db:
             db.execute(
                 "UPDATE jobs SET status = 'done', finished = ?, reason = '', output = ?"
-                " WHERE id = ?", (time.time(), _clip(output), job_id))
+                " WHERE id = ?",
+                (time.time(), _clip(output), job_id),
+            )
         self.wake()
 
     def fail(self, job_id: int, reason: str, output: str = "") -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE jobs SET status = 'failed', finished = ?, reason = ?, output = ?"
-                " WHERE id = ?", (time.time(), reason, _clip(output), job_id))
+                " WHERE id = ?",
+                (time.time(), reason, _clip(output), job_id),
+            )
         self.wake()
 
     def defer(
-        self, job_id: int, delay: float, reason: str, *, output: str = "",
+        self,
+        job_id: int,
+        delay: float,
+        reason: str,
+        *,
+        output: str = "",
         attempt_used: bool = True,
     ) -> None:
         """Put a running job back in the queue, runnable after ``delay`` seconds.  With
@@ -369,8 +418,13 @@ class JobQueue:
             db.execute(
                 "UPDATE jobs SET status = 'queued', not_before = ?, reason = ?, output = ?,"
                 " attempts = attempts - ? WHERE id = ?",
-                (time.time() + max(delay, 0.0), reason, _clip(output),
-                 0 if attempt_used else 1, job_id),
+                (
+                    time.time() + max(delay, 0.0),
+                    reason,
+                    _clip(output),
+                    0 if attempt_used else 1,
+                    job_id,
+                ),
             )
         self.wake()
 
@@ -391,13 +445,17 @@ class JobQueue:
 
     def earlier_unfinished(self, job_id: int) -> bool:
         """Whether an earlier queued or running job touches one of this job's students."""
-        row = self._conn().execute(
-            "SELECT EXISTS (SELECT 1 FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
-            " AND e.status IN ('queued', 'running')"
-            " AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
-            " AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)",
-            (job_id,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT EXISTS (SELECT 1 FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
+                " AND e.status IN ('queued', 'running')"
+                " AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
+                " AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)",
+                (job_id,),
+            )
+            .fetchone()
+        )
         return bool(row[0])
 
     def resume_interrupted(self) -> int:
@@ -406,11 +464,13 @@ class JobQueue:
         with self._write() as db:
             db.execute(
                 "UPDATE steps SET status = 'interrupted' WHERE status = 'running' AND job_id IN"
-                " (SELECT id FROM jobs WHERE status = 'running')")
+                " (SELECT id FROM jobs WHERE status = 'running')"
+            )
             cur = db.execute(
                 "UPDATE jobs SET status = 'queued', not_before = ?,"
                 " reason = 'resumed after an interruption' WHERE status = 'running'",
-                (time.time(),))
+                (time.time(),),
+            )
             count = cur.rowcount
         if count:
             self.wake()
@@ -423,23 +483,33 @@ class JobQueue:
             if row is None:
                 raise UnknownJob(job_id)
             if row["status"] != "failed":
-                raise NotRetryable(f"job {job_id} is {row['status']}; only a failed job can "
-                                   "be retried")
+                raise NotRetryable(
+                    f"job {job_id} is {row['status']}; only a failed job can be retried"
+                )
             db.execute(
                 "UPDATE jobs SET status = 'queued', not_before = ?, budget_from = attempts,"
                 " finished = NULL, reason = 'retried by an admin' WHERE id = ?",
-                (time.time(), job_id))
+                (time.time(), job_id),
+            )
         self.wake()
         return self.job(job_id)
 
     # -- reading ------------------------------------------------------------------------
     def _job(self, row: sqlite3.Row, steps: tuple[Step, ...] = ()) -> Job:
         return Job(
-            id=row["id"], request=Request.from_dict(json.loads(row["request"])),
-            status=row["status"], attempts=row["attempts"],
-            tries=row["attempts"] - row["budget_from"], not_before=row["not_before"],
-            created=row["created"], started=row["started"], finished=row["finished"],
-            worker=row["worker"], reason=row["reason"], output=row["output"], steps=steps,
+            id=row["id"],
+            request=Request.from_dict(json.loads(row["request"])),
+            status=row["status"],
+            attempts=row["attempts"],
+            tries=row["attempts"] - row["budget_from"],
+            not_before=row["not_before"],
+            created=row["created"],
+            started=row["started"],
+            finished=row["finished"],
+            worker=row["worker"],
+            reason=row["reason"],
+            output=row["output"],
+            steps=steps,
         )
 
     def job(self, job_id: int) -> Job:
@@ -449,8 +519,16 @@ class JobQueue:
         if row is None:
             raise UnknownJob(job_id)
         steps = tuple(
-            Step(r["id"], r["job_id"], r["attempt"], r["name"], r["status"], r["started"],
-                 r["seconds"], r["output"])
+            Step(
+                r["id"],
+                r["job_id"],
+                r["attempt"],
+                r["name"],
+                r["status"],
+                r["started"],
+                r["seconds"],
+                r["output"],
+            )
             for r in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY id", (job_id,))
         )
         return self._job(row, steps)
@@ -478,7 +556,8 @@ class JobQueue:
         return [
             Rejection(r["id"], r["at"], r["channel"], r["reason"], r["raw"])
             for r in self._conn().execute(
-                "SELECT * FROM rejections ORDER BY id DESC LIMIT ?", (limit,))
+                "SELECT * FROM rejections ORDER BY id DESC LIMIT ?", (limit,)
+            )
         ]
 
     def counts(self) -> dict[str, int]:
@@ -490,12 +569,18 @@ class JobQueue:
 
     def pending(self) -> int:
         """Jobs still queued or running."""
-        row = self._conn().execute(
-            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
+            .fetchone()
+        )
         return int(row[0])
 
     def next_due(self) -> float | None:
         """Earliest ``not_before`` among queued jobs (for a worker's sleep)."""
-        row = self._conn().execute(
-            "SELECT MIN(not_before) FROM jobs WHERE status = 'queued'").fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT MIN(not_before) FROM jobs WHERE status = 'queued'")
+            .fetchone()
+        )
         return row[0]

@@ -118,8 +118,14 @@ class Server:
                 log.warning("resumed %d job(s) interrupted by the last stop", self.resumed)
             runner = self.runner or self.runner_factory(self.settings, self.queue)
             metrics = WorkerMetrics(self.registry)
-            worker = Worker(self.settings, self.queue, runner, workers=self.workers,
-                            poll_interval=self.poll_interval, metrics=metrics)
+            worker = Worker(
+                self.settings,
+                self.queue,
+                runner,
+                workers=self.workers,
+                poll_interval=self.poll_interval,
+                metrics=metrics,
+            )
             worker.start()
             if self.smtp:
                 from wod.intake.smtp import SmtpIntake
@@ -129,8 +135,12 @@ class Server:
                 self.smtp_port = smtp.port
             if self.http:
                 web, web_task = await self._start_http(metrics)
-            log.info("wod serve ready: smtp %s, http %s, %d worker(s)",
-                     self.smtp_port or "off", self.http_port or "off", worker.count)
+            log.info(
+                "wod serve ready: smtp %s, http %s, %d worker(s)",
+                self.smtp_port or "off",
+                self.http_port or "off",
+                worker.count,
+            )
             self.ready.set()
             await self._stop.wait()
             log.info("stopping")
@@ -151,8 +161,7 @@ class Server:
     async def _start_http(self, metrics: WorkerMetrics) -> tuple[_Uvicorn, asyncio.Task[None]]:
         from wod.web.app import create_app
 
-        app = create_app(self.settings, self.queue, registry=self.registry,
-                         worker_metrics=metrics)
+        app = create_app(self.settings, self.queue, registry=self.registry, worker_metrics=metrics)
         sock = _bind(self.settings.http_host, self.settings.http_port)
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)

@@ -48,16 +48,22 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.jobs = Counter(
-            "wod_jobs_total", "Job runs by verb and outcome (done, failed, retry, wait).",
-            ["verb", "outcome"], registry=registry,
+            "wod_jobs_total",
+            "Job runs by verb and outcome (done, failed, retry, wait).",
+            ["verb", "outcome"],
+            registry=registry,
         )
         self.job_seconds = Histogram(
-            "wod_job_seconds", "Duration of one job run, by verb.", ["verb"],
+            "wod_job_seconds",
+            "Duration of one job run, by verb.",
+            ["verb"],
             registry=registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
         )
         self.step_seconds = Histogram(
-            "wod_step_seconds", "Duration of one lifecycle step, by step name.", ["step"],
+            "wod_step_seconds",
+            "Duration of one lifecycle step, by step name.",
+            ["step"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
@@ -160,7 +166,9 @@ class Worker:
         self._stop.clear()
         for n in range(max(self.count, 1)):
             thread = threading.Thread(
-                target=self._loop, args=(f"worker-{n + 1}",), name=f"wod-worker-{n + 1}",
+                target=self._loop,
+                args=(f"worker-{n + 1}",),
+                name=f"wod-worker-{n + 1}",
                 daemon=True,
             )
             thread.start()
@@ -240,7 +248,8 @@ class Worker:
             if job.tries >= self.settings.retry_max_attempts:
                 outcome = "failed"
                 self.queue.fail(
-                    job.id, f"gave up after {job.tries} attempts: {exc.reason}", exc.output)
+                    job.id, f"gave up after {job.tries} attempts: {exc.reason}", exc.output
+                )
             else:
                 outcome = "retry"
                 delay = exc.delay if exc.delay is not None else self.backoff(job.tries)

@@ -49,8 +49,10 @@ def jobs(click_ctx: click.Context, as_json: bool, status: str | None, limit: int
     if as_json:
         click.echo(json.dumps([j.to_dict() for j in found], indent=2))
         return
-    click.echo(f"{'ID':>6}  {'STATUS':<7} {'VERB':<7} {'STUDENT':<8} {'CUST':>6}  "
-               f"{'WORKSHOP':<24} {'TRIES':>5} {'SECONDS':>8}  {'CREATED':<19}  REASON")
+    click.echo(
+        f"{'ID':>6}  {'STATUS':<7} {'VERB':<7} {'STUDENT':<8} {'CUST':>6}  "
+        f"{'WORKSHOP':<24} {'TRIES':>5} {'SECONDS':>8}  {'CREATED':<19}  REASON"
+    )
     for j in found:
         click.echo(
             f"{j.id:>6}  {j.status:<7} {j.verb:<7} {_students(j):<8} {j.request.customer:>6}  "
@@ -73,19 +75,24 @@ def show(ctx: Context, job_id: int, as_json: bool) -> None:
         click.echo(json.dumps(job.to_dict(steps=True), indent=2))
         return
     r = job.request
-    click.echo(f"job {job.id}: {job.verb} student {_students(job)} customer {r.customer} "
-               f"workshop {r.workshop}" + (f" <{r.email}>" if r.email else ""))
+    click.echo(
+        f"job {job.id}: {job.verb} student {_students(job)} customer {r.customer} "
+        f"workshop {r.workshop}" + (f" <{r.email}>" if r.email else "")
+    )
     click.echo(f"  status   {job.status}" + (f" — {job.reason}" if job.reason else ""))
     click.echo(f"  channel  {r.channel}; attempts {job.attempts}; worker {job.worker or '-'}")
-    click.echo(f"  created  {_when(job.created)}; started {_when(job.started)}; "
-               f"finished {_when(job.finished)}; took {_seconds(job.seconds)}")
+    click.echo(
+        f"  created  {_when(job.created)}; started {_when(job.started)}; "
+        f"finished {_when(job.finished)}; took {_seconds(job.seconds)}"
+    )
     for note in r.notes:
         click.echo(f"  note     {note}")
     if job.steps:
         click.echo("  steps:")
     for step in job.steps:
-        click.echo(f"    [{step.attempt}] {step.name:<18} {step.status:<11} "
-                   f"{_seconds(step.seconds):>9}")
+        click.echo(
+            f"    [{step.attempt}] {step.name:<18} {step.status:<11} {_seconds(step.seconds):>9}"
+        )
         for line in step.output.splitlines():
             click.echo(f"        {line}")
     if job.output:

@@ -26,13 +26,27 @@ def _load(spec: str):
 @click.option("--workers", type=int, help="Parallel jobs (default: the 'workers' setting).")
 @click.option("--no-smtp", is_flag=True, help="Do not start the SMTP listener.")
 @click.option("--no-http", is_flag=True, help="Do not start the HTTP API.")
-@click.option("--stop-timeout", default=30.0, show_default=True,
-              help="Seconds to let running jobs finish on SIGTERM/SIGINT.")
-@click.option("--runner", default="wod.lifecycle:make_runner", show_default=True,
-              help="MODULE:CALLABLE building the job runner from (settings, queue).")
+@click.option(
+    "--stop-timeout",
+    default=30.0,
+    show_default=True,
+    help="Seconds to let running jobs finish on SIGTERM/SIGINT.",
+)
+@click.option(
+    "--runner",
+    default="wod.lifecycle:make_runner",
+    show_default=True,
+    help="MODULE:CALLABLE building the job runner from (settings, queue).",
+)
 @pass_ctx
-def serve(ctx: Context, workers: int | None, no_smtp: bool, no_http: bool,
-          stop_timeout: float, runner: str) -> None:
+def serve(
+    ctx: Context,
+    workers: int | None,
+    no_smtp: bool,
+    no_http: bool,
+    stop_timeout: float,
+    runner: str,
+) -> None:
     """Run the backend: resume interrupted jobs, then SMTP intake + HTTP + workers.
 
     Stops cleanly on SIGTERM or SIGINT."""
@@ -41,8 +55,14 @@ def serve(ctx: Context, workers: int | None, no_smtp: bool, no_http: bool,
     settings = ctx.settings
     factory = _load(runner)
     try:
-        server = Server(settings, runner_factory=factory, workers=workers, smtp=not no_smtp,
-                        http=not no_http, stop_timeout=stop_timeout)
+        server = Server(
+            settings,
+            runner_factory=factory,
+            workers=workers,
+            smtp=not no_smtp,
+            http=not no_http,
+            stop_timeout=stop_timeout,
+        )
         run_server(server)
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None

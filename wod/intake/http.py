@@ -48,8 +48,10 @@ class IntakeMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "wod_requests_total", "Requests received, by channel and outcome "
-            "(accepted, rejected, unavailable).", ["channel", "outcome"], registry=registry,
+            "wod_requests_total",
+            "Requests received, by channel and outcome (accepted, rejected, unavailable).",
+            ["channel", "outcome"],
+            registry=registry,
         )
 
     def count(self, outcome: str, channel: str = "http") -> None:
@@ -115,8 +117,9 @@ def make_router(
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                 value.strip().encode(), token.encode()
             ):
-                raise HTTPException(401, "missing or wrong token",
-                                    headers={"WWW-Authenticate": "Bearer"})
+                raise HTTPException(
+                    401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"}
+                )
 
     router = APIRouter(prefix="/api", dependencies=[Depends(guard)])
 

@@ -42,8 +42,9 @@ class QueueCollector(Collector):
         self.queue = queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("wod_jobs", "Jobs in the database, by status.",
-                                   labels=["status"])
+        family = GaugeMetricFamily(
+            "wod_jobs", "Jobs in the database, by status.", labels=["status"]
+        )
         try:
             counts = self.queue.counts()
         except Exception:
@@ -69,8 +70,13 @@ def create_app(
     registry.register(QueueCollector(queue))
     intake_metrics = IntakeMetrics(registry)
 
-    app = FastAPI(title="wod-backend", version="0.1.0", docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="wod-backend",
+        version="0.1.0",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.queue = queue
     app.state.registry = registry
@@ -79,15 +85,17 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"},
-                            status_code=400)
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=400)
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -96,8 +104,9 @@ def create_app(
             counts = queue.counts()
         except Exception as exc:
             log.error("health check: job database: %s", exc)
-            return JSONResponse({"status": "error", "error": "job database unavailable"},
-                                status_code=503)
+            return JSONResponse(
+                {"status": "error", "error": "job database unavailable"}, status_code=503
+            )
         return {"status": "ok", "jobs": counts}
 
     @app.get("/metrics")
