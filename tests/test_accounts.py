@@ -257,6 +257,14 @@ def test_leftover_processes_are_killed(accounts):
         assert leftover.wait(timeout=5) == -9
         assert other.poll() is None  # nobody else's process is touched
         assert accounts.kill_processes(1) == 0
+        # A whole tree (a shell with background children, as a kernel leaves behind).
+        tree_root = _start_as(accounts.uid(1), "bash", "-c", "sleep 300 & sleep 300 & wait")
+        deadline = time.monotonic() + 5
+        while len(accounts.processes(1)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert accounts.kill_processes(1) == 3
+        assert accounts.processes(1) == []
+        assert tree_root.wait(timeout=5) == -9
     finally:
         other.kill()
         other.wait()

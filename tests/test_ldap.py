@@ -11,13 +11,12 @@ from wod.errors import Permanent, Transient
 from wod.services.ldap import Ldap
 from wod.settings import Settings
 
-pytestmark = pytest.mark.slapd
-
 
 def make(slapd, **overrides) -> Ldap:
     return Ldap(Settings(**slapd.settings(**overrides)))
 
 
+@pytest.mark.slapd
 def test_password_replaced_then_student_binds_with_it(slapd, caplog):
     ldap = make(slapd)
     assert ldap.verify_password("student1", "initial-student1")
@@ -28,6 +27,7 @@ def test_password_replaced_then_student_binds_with_it(slapd, caplog):
     assert "N3wPassw0rd" not in caplog.text
 
 
+@pytest.mark.slapd
 def test_password_is_stored_hashed(slapd):
     from ldap3 import Connection, Server
 
@@ -44,6 +44,7 @@ def test_password_is_stored_hashed(slapd):
     assert "Hidden123" not in stored
 
 
+@pytest.mark.slapd
 def test_setting_twice_leaves_the_last_password(slapd):
     ldap = make(slapd)
     ldap.set_password("student3", "first111")
@@ -52,6 +53,7 @@ def test_setting_twice_leaves_the_last_password(slapd):
     assert not ldap.verify_password("student3", "first111")
 
 
+@pytest.mark.slapd
 def test_wrong_bind_password_is_permanent(slapd):
     with pytest.raises(Permanent) as err:
         make(slapd, ldap_password="not-the-password").set_password("student1", "x1234567")
@@ -59,6 +61,7 @@ def test_wrong_bind_password_is_permanent(slapd):
     assert slapd.root_dn in err.value.reason
 
 
+@pytest.mark.slapd
 def test_missing_entry_is_permanent(slapd):
     with pytest.raises(Permanent) as err:
         make(slapd).set_password("student99", "x1234567")
@@ -79,18 +82,21 @@ def test_no_host_configured_is_permanent():
         Ldap(Settings()).set_password("student1", "x1234567")
 
 
+@pytest.mark.slapd
 def test_starttls_with_trusted_ca(slapd):
     ldap = make(slapd, ldap_tls="starttls", ldap_ca_file=slapd.ca_file)
     ldap.set_password("student1", "OverStartTls1")
     assert ldap.verify_password("student1", "OverStartTls1")
 
 
+@pytest.mark.slapd
 def test_ldaps_with_trusted_ca(slapd):
     ldap = make(slapd, ldap_tls="ldaps", ldap_port=slapd.ldaps_port, ldap_ca_file=slapd.ca_file)
     ldap.set_password("student1", "OverLdaps1")
     assert ldap.verify_password("student1", "OverLdaps1")
 
 
+@pytest.mark.slapd
 def test_ldaps_with_untrusted_certificate_is_permanent(slapd):
     ldap = make(slapd, ldap_tls="ldaps", ldap_port=slapd.ldaps_port)
     with pytest.raises(Permanent, match="certificate"):

@@ -31,6 +31,7 @@ import secrets
 import shutil
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -245,6 +246,7 @@ def kill_and_wait(processes: list[Process], uid: int, timeout: float = 5.0) -> i
 
 # -- real Linux accounts -----------------------------------------------------------------
 _libcrypt: ctypes.CDLL | None = None
+_crypt_lock = threading.Lock()  # crypt(3) returns a static buffer
 
 
 def crypt_matches(password: str, hashed: str) -> bool:
@@ -260,7 +262,8 @@ def crypt_matches(password: str, hashed: str) -> bool:
         lib.crypt.restype = ctypes.c_char_p
         lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
         _libcrypt = lib
-    result = _libcrypt.crypt(password.encode(), hashed.encode())
+    with _crypt_lock:
+        result = _libcrypt.crypt(password.encode(), hashed.encode())
     return result is not None and hmac.compare_digest(result, hashed.encode())
 
 
@@ -354,10 +357,15 @@ class SystemAccounts(Accounts):
         return list_processes(self.uid(n))
 
     def kill_processes(self, n: int) -> int:
-        found = self.processes(n)
-        if found:
+        # Repeat: a process may fork while its siblings are being killed.
+        total = 0
+        for _ in range(10):
+            found = self.processes(n)
+            if not found:
+                return total
             log.info("killing %d process(es) of %s", len(found), self.name(n))
-        return kill_and_wait(found, self.uid(n))
+            total += kill_and_wait(found, self.uid(n))
+        raise Permanent(f"processes of {self.name(n)} keep appearing while being killed")
 
     def chown_tree(self, path: Path, n: int) -> None:
         chown_tree(path, self.uid(n), self.gid(n))
