@@ -36,9 +36,14 @@ def http_server(reply: Callable[[str, str, dict, bytes], Reply]) -> Iterator[tup
     class Handler(BaseHTTPRequestHandler):
         def _any(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            seen.append({"method": self.command, "path": self.path,
-                         "headers": {k.lower(): v for k, v in self.headers.items()},
-                         "body": body})
+            seen.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body,
+                }
+            )
             status, ctype, out = reply(self.command, self.path, dict(self.headers), body)
             self.send_response(status)
             self.send_header("content-type", ctype)
@@ -100,8 +105,13 @@ def silent_server() -> Iterator[str]:
 
 # -- login and tokens ----------------------------------------------------------------------
 def test_login_and_from_settings(registry):
-    settings = load_settings(environ={}, apidb_url=registry.url, apidb_user=registry.username,
-                             apidb_password=registry.password, apidb_timeout=3)
+    settings = load_settings(
+        environ={},
+        apidb_url=registry.url,
+        apidb_user=registry.username,
+        apidb_password=registry.password,
+        apidb_timeout=3,
+    )
     with ApiDb.from_settings(settings) as api:
         assert api.timeout == 3
         token = api.login()
@@ -160,8 +170,9 @@ def test_workshop_fields(registry):
         assert shop.capacity == row["capacity"] and shop.reset is row["reset"]
         assert api.workshop_by_notebook(row["notebook"]) == shop
         assert [w["notebook"] for w in api.workshops()] == [
-            w["notebook"] for w in sorted(registry.workshops(),
-                                          key=lambda w: (w["priority"], w["id"]))]
+            w["notebook"]
+            for w in sorted(registry.workshops(), key=lambda w: (w["priority"], w["id"]))
+        ]
 
 
 def test_unknown_workshop_is_permanent(registry):
@@ -172,14 +183,17 @@ def test_unknown_workshop_is_permanent(registry):
             api.workshop_by_notebook("WKSHP-Nope")
 
 
-@pytest.mark.parametrize(("stored", "expected"), [
-    (None, []),
-    ("", []),
-    ("false", []),
-    ("secret.sh", ["secret.sh"]),
-    ("a.sh, b.sh", ["a.sh", "b.sh"]),
-    ("a.sh,b.sh,", ["a.sh", "b.sh"]),
-])
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (None, []),
+        ("", []),
+        ("false", []),
+        ("secret.sh", ["secret.sh"]),
+        ("a.sh, b.sh", ["a.sh", "b.sh"]),
+        ("a.sh,b.sh,", ["a.sh", "b.sh"]),
+    ],
+)
 def test_compile_variants_from_the_api_db(registry, stored, expected):
     row = registry.workshops()[0]
     registry.set_fields(Workshop, row["id"], compile=stored, ldap=True)
@@ -257,11 +271,14 @@ def test_connection_refused_is_transient():
         api.workshop(1)
 
 
-@pytest.mark.parametrize(("status", "ctype", "body"), [
-    (500, "application/json", b'{"error": {}}'),
-    (502, "text/html", b"<html>Bad Gateway</html>"),
-    (503, "text/plain", b""),
-])
+@pytest.mark.parametrize(
+    ("status", "ctype", "body"),
+    [
+        (500, "application/json", b'{"error": {}}'),
+        (502, "text/html", b"<html>Bad Gateway</html>"),
+        (503, "text/plain", b""),
+    ],
+)
 def test_server_errors_are_transient(status, ctype, body):
     def reply(method, path, headers, raw):
         return logged_in(method, path, headers, raw) or (status, ctype, body)
@@ -292,8 +309,7 @@ def test_non_json_success_is_permanent():
 # -- waiting for cleaned -------------------------------------------------------------------
 def test_wait_cleaned_returns_when_the_customer_is_cleaned(registry):
     customer = registry.create_customer(registry.workshops()[0]["notebook"])
-    timer = threading.Timer(0.3, registry.set_fields, (Customer, customer["id"]),
-                            {"cleaned": True})
+    timer = threading.Timer(0.3, registry.set_fields, (Customer, customer["id"]), {"cleaned": True})
     timer.start()
     try:
         with client(registry) as api:
@@ -313,8 +329,7 @@ def test_wait_cleaned_gives_up_at_timeout_and_on_stop(registry):
         stop = threading.Event()
         threading.Timer(0.2, stop.set).start()
         started = time.monotonic()
-        assert api.wait_cleaned(customer["id"], timeout=30, interval=10, stop_event=stop) \
-            is False
+        assert api.wait_cleaned(customer["id"], timeout=30, interval=10, stop_event=stop) is False
         assert time.monotonic() - started < 2
 
 

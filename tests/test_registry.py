@@ -23,9 +23,13 @@ JSON = "application/json"
 
 
 def login(reg, username=None, password=None) -> httpx.Response:
-    return httpx.post(f"{reg.url}/login", json={
-        "username": username or reg.username, "password": password or reg.password,
-    })
+    return httpx.post(
+        f"{reg.url}/login",
+        json={
+            "username": username or reg.username,
+            "password": password or reg.password,
+        },
+    )
 
 
 def token(reg) -> str:
@@ -49,7 +53,9 @@ def test_login_returns_the_api_db_answer_with_a_180_s_token(registry):
 def test_login_failures_have_the_api_db_bodies(registry):
     wrong = login(registry, password="not-the-password")
     assert (wrong.status_code, wrong.json()) == (
-        401, {"accessToken": None, "message": "Invalid Password!"})
+        401,
+        {"accessToken": None, "message": "Invalid Password!"},
+    )
     unknown = login(registry, username="nobody")
     assert (unknown.status_code, unknown.json()) == (404, {"message": "User Not found."})
 
@@ -81,8 +87,18 @@ def test_workshop_by_id_and_not_found_text(registry):
     one = httpx.get(f"{registry.url}/workshops/{first['id']}")
     assert one.status_code == 200
     body = one.json()
-    for key in ("id", "notebook", "range", "reset", "ldap", "varpass", "compile",
-                "monoappliance", "multiappliance", "capacity"):
+    for key in (
+        "id",
+        "notebook",
+        "range",
+        "reset",
+        "ldap",
+        "varpass",
+        "compile",
+        "monoappliance",
+        "multiappliance",
+        "capacity",
+    ):
         assert key in body
     assert isinstance(body["reset"], bool) and isinstance(body["range"], list)
     for missing in ("99999", "abc"):
@@ -103,8 +119,9 @@ def test_customer_needs_a_valid_token(registry):
     body = good.json()
     assert body["studentId"] == customer["studentId"]
     assert body["cleaned"] is False and body["active"] is False
-    unknown = httpx.get(f"{registry.url}/customers/99999",
-                        headers={"x-access-token": token(registry)})
+    unknown = httpx.get(
+        f"{registry.url}/customers/99999", headers={"x-access-token": token(registry)}
+    )
     assert (unknown.status_code, unknown.text) == (400, "Customer Not Found")
 
 
@@ -121,17 +138,24 @@ def test_token_expires(registry_factory):
 
 # -- updates ----------------------------------------------------------------------------
 def test_updates_need_moderator_or_admin(registry_factory):
-    reg = registry_factory(users=(("viewer", "viewer-pw", ("user",)),
-                                  ("boss", "boss-pw", ("admin",))))
+    reg = registry_factory(
+        users=(("viewer", "viewer-pw", ("user",)), ("boss", "boss-pw", ("admin",)))
+    )
     viewer = login(reg, "viewer", "viewer-pw").json()
     assert viewer["roles"] == ["ROLE_USER"]
-    refused = httpx.put(f"{reg.url}/student/1", json={"assigned": True},
-                        headers={"x-access-token": viewer["accessToken"]})
+    refused = httpx.put(
+        f"{reg.url}/student/1",
+        json={"assigned": True},
+        headers={"x-access-token": viewer["accessToken"]},
+    )
     assert (refused.status_code, refused.json()) == (
-        403, {"message": "Require Moderator or Admin Role!"})
+        403,
+        {"message": "Require Moderator or Admin Role!"},
+    )
     boss = login(reg, "boss", "boss-pw").json()["accessToken"]
-    ok = httpx.put(f"{reg.url}/student/1", json={"assigned": True},
-                   headers={"x-access-token": boss})
+    ok = httpx.put(
+        f"{reg.url}/student/1", json={"assigned": True}, headers={"x-access-token": boss}
+    )
     assert ok.status_code == 200 and ok.json()["assigned"] is True
     missing = httpx.put(f"{reg.url}/student/1", json={"assigned": True})
     assert (missing.status_code, missing.json()) == (403, {"message": "No token provided!"})
@@ -139,8 +163,11 @@ def test_updates_need_moderator_or_admin(registry_factory):
 
 @pytest.mark.parametrize("route", ["student", "customer", "workshop"])
 def test_update_of_unknown_id_is_400_error(registry, route):
-    response = httpx.put(f"{registry.url}/{route}/99999", json={"active": True},
-                         headers={"x-access-token": token(registry)})
+    response = httpx.put(
+        f"{registry.url}/{route}/99999",
+        json={"active": True},
+        headers={"x-access-token": token(registry)},
+    )
     assert (response.status_code, response.json()) == (400, {"error": {}})
 
 
@@ -150,37 +177,52 @@ def test_updates_return_the_row_and_accept_string_booleans(registry):
     customer = registry.create_customer(shop["notebook"])
     sid = customer["studentId"]
 
-    student = httpx.put(f"{registry.url}/student/{sid}",
-                        json={"password": "s3cret-Pw", "assigned": "false"}, headers=headers)
+    student = httpx.put(
+        f"{registry.url}/student/{sid}",
+        json={"password": "s3cret-Pw", "assigned": "false"},
+        headers=headers,
+    )
     assert student.status_code == 200
     assert student.json()["password"] == "s3cret-Pw" and student.json()["assigned"] is False
     assert registry.student(sid)["assigned"] is False
 
-    updated = httpx.put(f"{registry.url}/customer/{customer['id']}",
-                        content=b'{"active": "true", "completionPercentage": 42}',
-                        headers={**headers, "content-type": JSON})
+    updated = httpx.put(
+        f"{registry.url}/customer/{customer['id']}",
+        content=b'{"active": "true", "completionPercentage": 42}',
+        headers={**headers, "content-type": JSON},
+    )
     assert updated.status_code == 200
     assert updated.json()["active"] is True and updated.json()["completionPercentage"] == 42
-    cleaned = httpx.put(f"{registry.url}/customer/{customer['id']}", json={"cleaned": True},
-                        headers=headers)
+    cleaned = httpx.put(
+        f"{registry.url}/customer/{customer['id']}", json={"cleaned": True}, headers=headers
+    )
     assert cleaned.json()["cleaned"] is True
     assert registry.customer(customer["id"])["cleaned"] is True
 
-    capacity = httpx.put(f"{registry.url}/workshop/{shop['id']}", json={"capacity": 3},
-                         headers=headers)
+    capacity = httpx.put(
+        f"{registry.url}/workshop/{shop['id']}", json={"capacity": 3}, headers=headers
+    )
     assert capacity.status_code == 200 and capacity.json()["capacity"] == 3
     assert httpx.get(f"{registry.url}/workshops/{shop['id']}").json()["capacity"] == 3
 
 
 def test_update_with_an_impossible_value_is_refused_not_hung(registry):
     headers = {"x-access-token": token(registry)}
-    response = httpx.put(f"{registry.url}/customer/1", json={"completionPercentage": "lots"},
-                         headers=headers, timeout=5)
+    response = httpx.put(
+        f"{registry.url}/customer/1",
+        json={"completionPercentage": "lots"},
+        headers=headers,
+        timeout=5,
+    )
     # No customer 1 yet: unknown id wins, like the api-db.
     assert response.status_code == 400
     customer = registry.create_customer(registry.workshops()[0]["notebook"])
-    response = httpx.put(f"{registry.url}/customer/{customer['id']}",
-                         json={"completionPercentage": "lots"}, headers=headers, timeout=5)
+    response = httpx.put(
+        f"{registry.url}/customer/{customer['id']}",
+        json={"completionPercentage": "lots"},
+        headers=headers,
+        timeout=5,
+    )
     assert response.status_code == 400
     assert "completionPercentage" in response.json()["error"]["message"]
     assert registry.customer(customer["id"])["completionPercentage"] is None
@@ -191,19 +233,24 @@ def test_registration_assigns_free_seats_until_full(tmp_path):
     tree = tmp_path / "tree"
     (tree / "WKSHP-Tiny").mkdir(parents=True)
     (tree / "WKSHP-Tiny" / "wod.yml").write_text(
-        "name: Tiny\ncapacity: 5\npriority: 1\nrange: [3, 4]\nactive: true\n")
+        "name: Tiny\ncapacity: 5\npriority: 1\nrange: [3, 4]\nactive: true\n"
+    )
     with start_registry(tmp_path, trees=[tree], base_stdid=100) as reg:
         seats = []
         for n in range(2):
-            response = httpx.post(f"{reg.url}/customer", json={
-                "title": "Tiny", "name": f"p{n}", "email": f"p{n}@example.com"})
+            response = httpx.post(
+                f"{reg.url}/customer",
+                json={"title": "Tiny", "name": f"p{n}", "email": f"p{n}@example.com"},
+            )
             assert response.status_code == 200
             seats.append(response.json()["studentId"])
         assert seats == [103, 104]
         assert all(reg.student(s)["assigned"] for s in seats)
         assert reg.workshop_by_notebook("WKSHP-Tiny")["capacity"] == 3
-        full = httpx.post(f"{reg.url}/customer", json={
-            "title": "Tiny", "name": "late", "email": "late@example.com"})
+        full = httpx.post(
+            f"{reg.url}/customer",
+            json={"title": "Tiny", "name": "late", "email": "late@example.com"},
+        )
         assert full.status_code == 202
         assert full.text == "Registration full, no student account. Please try again later"
 
@@ -248,17 +295,41 @@ def test_seeding_rejects_a_bad_wod_yml(tmp_path):
 # -- the command ------------------------------------------------------------------------
 def test_wod_registry_command_serves_seeded_workshops(tmp_path, fixtures_dir):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    env = {**os.environ, "WOD_STATE_DIR": str(tmp_path), "WOD_APIDB_USER": "mod",
-           "WOD_APIDB_PASSWORD": "mod-pw"}
+    env = {
+        **os.environ,
+        "WOD_STATE_DIR": str(tmp_path),
+        "WOD_APIDB_USER": "mod",
+        "WOD_APIDB_PASSWORD": "mod-pw",
+    }
     wod = [str(Path(sys.executable).parent / "wod")]
-    added = subprocess.run([*wod, "registry", "add-user", "boss", "--password", "boss-pw",
-                            "--role", "admin", "--db", db], env=env, capture_output=True,
-                           text=True, timeout=30, cwd=tmp_path)
+    added = subprocess.run(
+        [
+            *wod,
+            "registry",
+            "add-user",
+            "boss",
+            "--password",
+            "boss-pw",
+            "--role",
+            "admin",
+            "--db",
+            db,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
     port = get_free_port()
-    proc = subprocess.Popen([*wod, "registry", "--port", str(port), "--db", db,
-                             "--notebooks", str(fixtures_dir)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*wod, "registry", "--port", str(port), "--db", db, "--notebooks", str(fixtures_dir)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + 20

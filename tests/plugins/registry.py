@@ -34,8 +34,7 @@ START_TIMEOUT = 10.0
 
 def default_trees(tmp_path: Path) -> list[Path]:
     """Samples, then the shared fixtures (if present); else one generated workshop."""
-    trees = [t for t in (SAMPLES, _fixtures_path())
-             if t.is_dir() and any(t.glob("*/wod.yml"))]
+    trees = [t for t in (SAMPLES, _fixtures_path()) if t.is_dir() and any(t.glob("*/wod.yml"))]
     if trees:
         return trees
     tree = tmp_path / "notebooks"
@@ -103,7 +102,10 @@ class RunningRegistry:
             return row.to_dict()
 
     def create_customer(
-        self, notebook: str, email: str = "alice@example.com", name: str = "Alice",
+        self,
+        notebook: str,
+        email: str = "alice@example.com",
+        name: str = "Alice",
         **fields: Any,
     ) -> dict[str, Any]:
         """Register a participant to ``notebook``: a free seat is assigned (its student
@@ -111,8 +113,9 @@ class RunningRegistry:
         with self.state.session() as session:
             shop = workshop_by_notebook(session, notebook)
             assert shop is not None, f"no workshop {notebook} in the registry"
-            row = register_customer(session, shop, name=name, email=email,
-                                    base_stdid=self.state.config.base_stdid)
+            row = register_customer(
+                session, shop, name=name, email=email, base_stdid=self.state.config.base_stdid
+            )
             for key, value in fields.items():
                 setattr(row, key, value)
             session.flush()
@@ -154,10 +157,16 @@ def start_registry(
         [(username, password, roles), *users],
     )
     port = get_free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        access_log=False,
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+    )
     thread = threading.Thread(target=server.run, name=f"registry-{port}", daemon=True)
     thread.start()
     try:

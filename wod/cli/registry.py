@@ -38,22 +38,34 @@ def _trees(settings: Settings, notebooks: tuple[Path, ...]) -> list[Path]:
 @click.group("registry", invoke_without_command=True)
 @click.option("--host", help="Address to bind (default: the host of apidb_url).")
 @click.option("--port", type=int, help="Port (default: the port of apidb_url).")
-@click.option("--db", help="SQLAlchemy URL (default: registry_db_url, else "
-              "sqlite:///<state_dir>/registry.db).")
-@click.option("--notebooks", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Notebooks tree to seed workshops from (repeatable; default: "
-              "notebooks_dir and private_notebooks_dir).")
+@click.option(
+    "--db",
+    help="SQLAlchemy URL (default: registry_db_url, else sqlite:///<state_dir>/registry.db).",
+)
+@click.option(
+    "--notebooks",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Notebooks tree to seed workshops from (repeatable; default: "
+    "notebooks_dir and private_notebooks_dir).",
+)
 @click.option("--base-stdid", type=int, help="Student id offset (default: base_stdid).")
-@click.option("--token-ttl", type=float, help="Token lifetime in s (default: "
-              "registry_token_ttl).")
+@click.option("--token-ttl", type=float, help="Token lifetime in s (default: registry_token_ttl).")
 @click.option("--user", help="Moderator login to create (default: apidb_user).")
 @click.option("--no-seed", is_flag=True, help="Serve the database as it is.")
 @pass_ctx
 @click.pass_context
 def registry(
-    click_ctx: click.Context, ctx: Context, host: str | None, port: int | None,
-    db: str | None, notebooks: tuple[Path, ...], base_stdid: int | None,
-    token_ttl: float | None, user: str | None, no_seed: bool,
+    click_ctx: click.Context,
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    db: str | None,
+    notebooks: tuple[Path, ...],
+    base_stdid: int | None,
+    token_ttl: float | None,
+    user: str | None,
+    no_seed: bool,
 ) -> None:
     """Run the api-db-compatible registry (SQLite by default) until interrupted."""
     if click_ctx.invoked_subcommand is not None:
@@ -71,8 +83,7 @@ def registry(
     password = settings.apidb_password
     if not password and not no_seed:
         password = secrets.token_urlsafe(12)
-        click.echo(f"apidb_password is not set: login {user!r} gets password {password}",
-                   err=True)
+        click.echo(f"apidb_password is not set: login {user!r} gets password {password}", err=True)
     base = settings.base_stdid if base_stdid is None else base_stdid
     config = RegistryConfig(
         db_url=_db_url(settings, db),
@@ -84,29 +95,57 @@ def registry(
     trees = [] if no_seed else _trees(settings, notebooks)
     users = [] if no_seed else [(user, password, ("moderator",))]
     try:
-        app = build_app(config, trees, SeedOptions(
-            base_stdid=base, account_pattern=settings.account_pattern,
-            url_pattern=settings.hub_url.rstrip("/") + "/user/{account}/lab",
-        ), users)
+        app = build_app(
+            config,
+            trees,
+            SeedOptions(
+                base_stdid=base,
+                account_pattern=settings.account_pattern,
+                url_pattern=settings.hub_url.rstrip("/") + "/user/{account}/lab",
+            ),
+            users,
+        )
     except SeedError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"registry on http://{host}:{port}/api (seeded from "
-               f"{', '.join(map(str, trees)) or 'nothing'})", err=True)
+    click.echo(
+        f"registry on http://{host}:{port}/api (seeded from "
+        f"{', '.join(map(str, trees)) or 'nothing'})",
+        err=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")
 
 
 @registry.command("add-user")
 @click.argument("username")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              envvar="WOD_REGISTRY_PASSWORD", show_envvar=True)
-@click.option("--role", "roles", multiple=True, default=("moderator",), show_default=True,
-              type=click.Choice(["user", "moderator", "admin"]))
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="WOD_REGISTRY_PASSWORD",
+    show_envvar=True,
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=("moderator",),
+    show_default=True,
+    type=click.Choice(["user", "moderator", "admin"]),
+)
 @click.option("--email")
 @click.option("--db", help="SQLAlchemy URL (default as for 'wod registry').")
 @pass_ctx
 @click.pass_context
-def add_user(click_ctx: click.Context, ctx: Context, username: str, password: str,
-             roles: tuple[str, ...], email: str | None, db: str | None) -> None:
+def add_user(
+    click_ctx: click.Context,
+    ctx: Context,
+    username: str,
+    password: str,
+    roles: tuple[str, ...],
+    email: str | None,
+    db: str | None,
+) -> None:
     """Create a login USERNAME, or reset its password and roles."""
     from wod.registry import SeedError
     from wod.registry.models import ensure_schema, make_engine, make_sessionmaker

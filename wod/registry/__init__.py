@@ -24,8 +24,15 @@ from fastapi import FastAPI
 from wod.registry.app import RegistryConfig, RegistryState, create_app
 from wod.registry.seed import SeedError, SeedOptions, ensure_user, seed_trees
 
-__all__ = ["RegistryConfig", "RegistryState", "SeedError", "SeedOptions", "build_app",
-           "create_app", "state_of"]
+__all__ = [
+    "RegistryConfig",
+    "RegistryState",
+    "SeedError",
+    "SeedOptions",
+    "build_app",
+    "create_app",
+    "state_of",
+]
 
 
 def state_of(app: FastAPI) -> RegistryState:

@@ -142,8 +142,12 @@ def create_app(config: RegistryConfig) -> FastAPI:
     engine = make_engine(config.db_url)
     ensure_schema(engine)
     state = RegistryState(config=config, sessions=make_sessionmaker(engine))
-    app = FastAPI(title="wod registry (api-db compatible)", docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="wod registry (api-db compatible)",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
     app.state.registry = state
 
     @app.exception_handler(_Refusal)
@@ -166,13 +170,16 @@ def create_app(config: RegistryConfig) -> FastAPI:
                 return _json(401, {"accessToken": None, "message": "Invalid Password!"})
             state.logins += 1
             token = security.issue_token(user.id, state.config.secret, state.config.token_ttl)
-            return _json(200, {
-                "id": user.id,
-                "username": user.username,
-                "email": user.email,
-                "roles": [f"ROLE_{r.upper()}" for r in user.roles],
-                "accessToken": token,
-            })
+            return _json(
+                200,
+                {
+                    "id": user.id,
+                    "username": user.username,
+                    "email": user.email,
+                    "roles": [f"ROLE_{r.upper()}" for r in user.roles],
+                    "accessToken": token,
+                },
+            )
 
     @app.get("/api/workshops")
     def workshops(active: str | None = None) -> Response:
@@ -181,8 +188,7 @@ def create_app(config: RegistryConfig) -> FastAPI:
             if active is not None:
                 query = query.where(Workshop.active.is_(active.lower() in ("true", "1")))
             popular = _popular(session)
-            rows = [{**w.to_dict(), "popular": w.name in popular}
-                    for w in session.scalars(query)]
+            rows = [{**w.to_dict(), "popular": w.name in popular} for w in session.scalars(query)]
         return _json(200, rows)
 
     @app.get("/api/workshops/{workshop_id}")
@@ -242,20 +248,32 @@ def create_app(config: RegistryConfig) -> FastAPI:
             return _json(400, {"error": {"message": "title, name and email are required"}})
         with state.session() as session:
             shop = session.scalars(
-                select(Workshop).where(
-                    (Workshop.name == title) | (Workshop.notebook == title)
-                ).order_by(Workshop.id)
+                select(Workshop)
+                .where((Workshop.name == title) | (Workshop.notebook == title))
+                .order_by(Workshop.id)
             ).first()
             if shop is None:
                 return _json(400, {"error": {"message": "Workshop Not Found"}})
             try:
                 row = register_customer(
-                    session, shop, name=name, email=email, company=body.get("company"),
+                    session,
+                    shop,
+                    name=name,
+                    email=email,
+                    company=body.get("company"),
                     base_stdid=state.config.base_stdid,
                 )
             except NoSeat as exc:
                 return _text(202, str(exc))
-            return _json(200, {"id": row.id, "name": row.name, "email": row.email,
-                               "studentId": row.studentId, "proxy": row.proxy})
+            return _json(
+                200,
+                {
+                    "id": row.id,
+                    "name": row.name,
+                    "email": row.email,
+                    "studentId": row.studentId,
+                    "proxy": row.proxy,
+                },
+            )
 
     return app

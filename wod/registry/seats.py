@@ -40,8 +40,14 @@ def free_student(session: Session, workshop: Workshop, base_stdid: int) -> Stude
 
 
 def register_customer(
-    session: Session, workshop: Workshop, *, name: str, email: str, base_stdid: int = 0,
-    company: str | None = None, hours: int | None = None,
+    session: Session,
+    workshop: Workshop,
+    *,
+    name: str,
+    email: str,
+    base_stdid: int = 0,
+    company: str | None = None,
+    hours: int | None = None,
 ) -> Customer:
     """Assign a seat of ``workshop`` to a new customer; raises :class:`NoSeat`."""
     if workshop.capacity is not None and workshop.capacity <= 0:
@@ -52,10 +58,17 @@ def register_customer(
     duration = hours if hours is not None else (workshop.duration or 4)
     start = utcnow()
     customer = Customer(
-        name=name, email=email, company=company, sessionName=workshop.name,
-        notebook=workshop.notebook, location=workshop.location, hours=duration,
-        startDate=start, endDate=start + dt.timedelta(hours=duration),
-        studentId=student.id, lastEmailSent=None,
+        name=name,
+        email=email,
+        company=company,
+        sessionName=workshop.name,
+        notebook=workshop.notebook,
+        location=workshop.location,
+        hours=duration,
+        startDate=start,
+        endDate=start + dt.timedelta(hours=duration),
+        studentId=student.id,
+        lastEmailSent=None,
     )
     session.add(customer)
     student.assigned = True

@@ -29,7 +29,11 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         computed = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+            password.encode(),
+            salt=bytes.fromhex(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
             dklen=len(bytes.fromhex(digest)),
         )
     except (ValueError, TypeError):

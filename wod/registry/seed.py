@@ -58,8 +58,12 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     data = {str(k): v for k, v in data.items()}
     data["notebook"] = folder.name
     rng = data.get("range")
-    if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) for x in rng)
-            and rng[0] <= rng[1]):
+    if not (
+        isinstance(rng, list)
+        and len(rng) == 2
+        and all(isinstance(x, int) for x in rng)
+        and rng[0] <= rng[1]
+    ):
         raise SeedError(f"{path}: 'range' must be [min, max], got {rng!r}")
     return data
 
@@ -104,29 +108,37 @@ def ensure_students(session: Session, stdids: Iterable[int], options: SeedOption
         if n + options.base_stdid in existing:
             continue
         account = options.account_pattern.replace("{n}", str(n))
-        session.add(Student(
-            id=n + options.base_stdid,
-            username=account,
-            url=options.url_pattern.replace("{account}", account).replace("{n}", str(n)),
-            password=None,
-            assigned=False,
-            location=options.location,
-        ))
+        session.add(
+            Student(
+                id=n + options.base_stdid,
+                username=account,
+                url=options.url_pattern.replace("{account}", account).replace("{n}", str(n)),
+                password=None,
+                assigned=False,
+                location=options.location,
+            )
+        )
         added += 1
     return added
 
 
 def ensure_user(
-    session: Session, username: str, password: str, *, email: str | None = None,
-    roles: Iterable[str] = ("moderator",), reset_password: bool = True,
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    email: str | None = None,
+    roles: Iterable[str] = ("moderator",),
+    reset_password: bool = True,
 ) -> User:
     """Create login ``username`` or update its password and roles."""
     if not username or not password:
         raise SeedError("a registry user needs a name and a password")
     row = session.scalars(select(User).where(User.username == username)).first()
     if row is None:
-        row = User(username=username, email=email, password=hash_password(password),
-                   roles=list(roles))
+        row = User(
+            username=username, email=email, password=hash_password(password), roles=list(roles)
+        )
         session.add(row)
     else:
         if reset_password:

@@ -85,8 +85,9 @@ class Workshop(BaseModel):
     multiappliance: bool = False
     active: bool = False
 
-    @field_validator("reset", "ldap", "varpass", "monoappliance", "multiappliance", "active",
-                     mode="before")
+    @field_validator(
+        "reset", "ldap", "varpass", "monoappliance", "multiappliance", "active", mode="before"
+    )
     @classmethod
     def _flags(cls, value: Any) -> bool:
         return _flag(value)
@@ -163,10 +164,16 @@ class ApiDb:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, transport: httpx.BaseTransport | None = None
-                      ) -> ApiDb:
-        return cls(settings.apidb_url, settings.apidb_user, settings.apidb_password,
-                   timeout=settings.apidb_timeout, transport=transport)
+    def from_settings(
+        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+    ) -> ApiDb:
+        return cls(
+            settings.apidb_url,
+            settings.apidb_user,
+            settings.apidb_password,
+            timeout=settings.apidb_timeout,
+            transport=transport,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -178,16 +185,16 @@ class ApiDb:
         self.close()
 
     # -- transport ------------------------------------------------------------------
-    def _send(self, method: str, path: str, *, json: Any = None,
-              headers: dict[str, str] | None = None) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         what = f"api-db {method} /{path}"
         try:
             response = self._client.request(method, path, json=json, headers=headers)
         except httpx.TimeoutException:
             raise Transient(f"{what}: no answer within {self.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise Transient(f"{what}: {type(exc).__name__}: {exc or 'connection failed'}"
-                            ) from None
+            raise Transient(f"{what}: {type(exc).__name__}: {exc or 'connection failed'}") from None
         if response.status_code >= 500:
             raise Transient(f"{what}: HTTP {response.status_code}: {_message(response)}")
         return response
@@ -205,8 +212,9 @@ class ApiDb:
 
     def login(self) -> str:
         """Log in and cache a fresh token; returns it."""
-        response = self._send("POST", "login",
-                              json={"username": self.username, "password": self._password})
+        response = self._send(
+            "POST", "login", json={"username": self.username, "password": self._password}
+        )
         if response.status_code != 200:
             raise Permanent(
                 f"api-db login as {self.username!r} refused: HTTP {response.status_code}: "
