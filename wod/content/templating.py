@@ -50,6 +50,8 @@ class TemplateFailure(Permanent):
 @jinja2.pass_context
 def _finalize(_ctx: Any, value: Any) -> Any:
     # Taking the context stops Jinja folding constants, as Ansible's finalize does.
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # raises here, inside the template, so the error has its line
     return value
 
 
@@ -60,6 +62,8 @@ def native_concat(chunks: Iterator[Any]) -> Any:
     if not head:
         return None
     if len(head) == 1:
+        if isinstance(head[0], jinja2.Undefined):
+            str(head[0])  # raises: an undefined value is an error
         return head[0]
     return "".join("" if v is None else str(v) for v in chain(head, chunks))
 
