@@ -25,6 +25,7 @@ registry answers 400 ``{"error":{"message":...}}`` instead.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from wod.registry import security
 from wod.registry.models import (
@@ -72,6 +74,11 @@ class RegistryState:
     config: RegistryConfig
     sessions: sessionmaker
     logins: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_login(self) -> None:
+        with self._lock:
+            self.logins += 1
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -156,7 +163,10 @@ def create_app(config: RegistryConfig) -> FastAPI:
 
     @app.post("/api/login")
     async def login(request: Request) -> Response:
-        body = await _body(request)
+        # Password hashing is deliberately slow: keep it off the event loop.
+        return await run_in_threadpool(check_login, await _body(request))
+
+    def check_login(body: dict[str, Any]) -> Response:
         username, password = body.get("username"), body.get("password")
         with state.session() as session:
             user = None
@@ -168,7 +178,7 @@ def create_app(config: RegistryConfig) -> FastAPI:
                 password, user.password
             ):
                 return _json(401, {"accessToken": None, "message": "Invalid Password!"})
-            state.logins += 1
+            state.count_login()
             token = security.issue_token(user.id, state.config.secret, state.config.token_ttl)
             return _json(
                 200,
@@ -211,8 +221,11 @@ def create_app(config: RegistryConfig) -> FastAPI:
             return _json(200, row.to_dict())
 
     async def update(model: type[Base], raw_id: str, request: Request) -> Response:
-        _require_privileged(state, request)
+        await run_in_threadpool(_require_privileged, state, request)
         body = await _body(request)
+        return await run_in_threadpool(apply_update, model, raw_id, body)
+
+    def apply_update(model: type[Base], raw_id: str, body: dict[str, Any]) -> Response:
         key = _int_id(raw_id)
         with state.session() as session:
             row = session.get(model, key) if key is not None else None
