@@ -96,11 +96,11 @@ class Content:
             compiled, self.renderer.variables({"WORKSHOP": folder})).decode("utf-8")
 
     def deploy(self, workshop: str, stdid: int, home: Path, *, uid: int | None,
-               gid: int | None, password: str | None = None,
-               dry_run: bool = False) -> DeployReport:
+               gid: int | None, password: str | None = None, dry_run: bool = False,
+               extra: dict | None = None) -> DeployReport:
         """Deliver the workshop into ``home`` (SPEC 4.3), staged then swapped in."""
         src = self.resolve(workshop)
-        variables = self.template_variables(workshop, stdid, password=password)
+        variables = self.template_variables(workshop, stdid, password=password, extra=extra)
         folder = folder_name(workshop)
         report = self.deployer.deploy(
             src, folder, Path(home), variables, owner=self._owner(uid, gid),
