@@ -228,6 +228,12 @@ class ApiDb:
         log.debug("logged in to the api-db as %s", self.username)
         return token
 
+    @property
+    def token(self) -> str:
+        """A current access token (logging in if needed), for hooks that call the api-db
+        themselves (SPEC 5 ``accessToken``)."""
+        return self._current_token()
+
     def _current_token(self) -> str:
         with self._lock:
             token = self._token
