@@ -1,0 +1,174 @@
+"""Variable layers (SPEC 4.1) and Ansible-vault files, checked against the real ansible-vault."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wod.content import vault
+from wod.content.service import Content
+from wod.content.variables import load_file
+from wod.errors import Permanent
+from wod.settings import load_settings
+
+BIN = Path(sys.executable).parent
+needs_vault = pytest.mark.skipif(not (BIN / "ansible-vault").exists(),
+                                 reason="ansible-vault (test dependency) not installed")
+
+
+def ansible_vault(*args: str, cwd: Path, input: str | None = None) -> str:
+    env = dict(os.environ, ANSIBLE_HOME=str(cwd / ".ansible"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([str(BIN / "ansible-vault"), *args], cwd=cwd, env=env, input=input,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """Public and private ansible folders with one value per layer."""
+    pub, priv = tmp_path / "ansible", tmp_path / "private"
+    for base in (pub, priv):
+        (base / "group_vars").mkdir(parents=True)
+        (base / "prod").mkdir()
+    (priv / "prod" / "pass").mkdir()
+    (tmp_path / "notebooks" / "WKSHP-Demo").mkdir(parents=True)
+    files = {
+        pub / "group_vars" / "prod.yml": {"G": "group", "ALL": "group", "W": "group"},
+        pub / "prod" / "variables_WKSHP-Demo.yml": {"W": "public-ws", "WP": "public-ws",
+                                                    "IP-WKSHP-Demo": "10.1.1.1"},
+        priv / "prod" / "variables_WKSHP-Demo.yml": {"WP": "private-ws", "ST": "ws"},
+        priv / "prod" / "variables_CHLG-Demo.yml": {"WP": "challenge"},
+        priv / "prod" / "pass" / "variables_WKSHP-Demo_4.yml": {"ST": "student", "HTTPPORT": 8004},
+        pub / "group_vars" / "all.yml": {"ALL": "public-all", "PA": "public-all",
+                                         "URL": "http://{{ hostvars[inventory_hostname]"
+                                                "['IP-WKSHP-Demo'] }}:{{ HTTPPORT }}/"},
+        priv / "group_vars" / "all.yml": {"PA": "private-all"},
+    }
+    for path, values in files.items():
+        path.write_text(yaml.safe_dump(values))
+    return tmp_path
+
+
+def make_content(base: Path, **values) -> Content:
+    return Content(load_settings(
+        None, environ={}, notebooks_dir=base / "notebooks", ansible_dir=base / "ansible",
+        private_ansible_dir=base / "private", inventory_group="prod",
+        state_dir=base / "state", variables={"SETTING": "install", "ALL": "settings"},
+        **values))
+
+
+def test_layers_override_in_spec_order(tree: Path) -> None:
+    content = make_content(tree)
+    values = content.variables("WKSHP-Demo", 4, password="pw")
+    assert values["G"] == "group"
+    assert values["W"] == "public-ws"
+    assert values["WP"] == "private-ws"
+    assert values["ST"] == "student" and values["HTTPPORT"] == 8004
+    assert values["ALL"] == "public-all" and values["PA"] == "private-all"
+    assert values["SETTING"] == "install"
+    assert values["PASSSTU"] == "pw"
+    assert {k: values[k] for k in ("MODEWS", "DIR", "CHALLENGE", "WORKSHOP", "STDID")} == {
+        "MODEWS": "WKSHP", "DIR": "", "CHALLENGE": "WKSHP-Demo", "WORKSHOP": "WKSHP-Demo",
+        "STDID": "4"}
+    assert "PASSSTU" not in content.variables("WKSHP-Demo", 4)
+
+
+def test_challenge_reads_its_own_files(tree: Path) -> None:
+    values = make_content(tree).variables("CHLG-Demo", 4)
+    assert values["WP"] == "challenge" and values["MODEWS"] == "CHLG"
+    assert values["WORKSHOP"] == "WKSHP-Demo" and values["CHALLENGE"] == "CHLG-Demo"
+    assert "ST" not in values  # the per-student file of CHLG-Demo does not exist
+
+
+def test_explain_templates_values_masks_secrets_and_names_origins(tree: Path) -> None:
+    rows = {n: (v, o) for n, v, o in make_content(tree).explain("WKSHP-Demo", 4, password="pw")}
+    assert rows["URL"][0] == "http://10.1.1.1:8004/"
+    assert rows["PASSSTU"] == ("********", "request")
+    assert rows["WP"][1].endswith("private/prod/variables_WKSHP-Demo.yml")
+    assert rows["STDID"] == ("4", "runtime")
+
+
+def test_write_student_variables_merges_plain(tree: Path) -> None:
+    content = make_content(tree)
+    path = content.write_student_variables("WKSHP-Demo", 4, {"PASSSTU": "new"})
+    assert path == tree / "private" / "prod" / "pass" / "variables_WKSHP-Demo_4.yml"
+    assert yaml.safe_load(path.read_text()) == {"ST": "student", "HTTPPORT": 8004,
+                                                "PASSSTU": "new"}
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@needs_vault
+def test_student_file_is_vaulted_and_ansible_vault_can_read_it(tree: Path) -> None:
+    (tree / "vault-pass").write_text("correct horse\n")
+    content = make_content(tree, vault_password_file=tree / "vault-pass")
+    path = content.write_student_variables("WKSHP-Demo", 6, {"PASSSTU": "s3cret", "PORT": 1})
+    assert path.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert "s3cret" not in path.read_text()
+    plain = ansible_vault("view", "--vault-password-file", str(tree / "vault-pass"), str(path),
+                          cwd=tree)
+    assert yaml.safe_load(plain) == {"PASSSTU": "s3cret", "PORT": 1}
+    content.write_student_variables("WKSHP-Demo", 6, {"HTTPPORT": 8006})
+    values = content.variables("WKSHP-Demo", 6)
+    assert (values["PASSSTU"], values["PORT"], values["HTTPPORT"]) == ("s3cret", 1, 8006)
+
+
+@needs_vault
+@pytest.mark.parametrize("vault_id", [None, "prod"])
+def test_files_encrypted_by_ansible_vault_are_read(tree: Path, vault_id: str | None) -> None:
+    (tree / "vault-pass").write_text("s3cr3t-vault\n")
+    target = tree / "private" / "prod" / "variables_WKSHP-Demo.yml"
+    target.write_text("WP: from-vault\nPLAIN: 'é ü'\n")
+    args = ["encrypt", "--vault-password-file", str(tree / "vault-pass")]
+    if vault_id:
+        args = ["encrypt", "--vault-id", f"{vault_id}@{tree / 'vault-pass'}"]
+    ansible_vault(*args, str(target), cwd=tree)
+    header = f"$ANSIBLE_VAULT;1.2;AES256;{vault_id}" if vault_id else "$ANSIBLE_VAULT;1.1;AES256"
+    assert target.read_text().startswith(header)
+    values = make_content(tree, vault_password_file=tree / "vault-pass").variables(
+        "WKSHP-Demo", 4)
+    assert values["WP"] == "from-vault" and values["PLAIN"] == "é ü"
+
+
+@needs_vault
+def test_inline_vault_values_are_read(tree: Path) -> None:
+    (tree / "vault-pass").write_text("inline-pass")
+    snippet = ansible_vault("encrypt_string", "--vault-password-file",
+                            str(tree / "vault-pass"), "--name", "TOKEN", "tok-123", cwd=tree)
+    path = tree / "private" / "group_vars" / "all.yml"
+    path.write_text("PA: plain\n" + snippet)
+    values = make_content(tree, vault_password_file=tree / "vault-pass").variables(
+        "WKSHP-Demo", 4)
+    assert values["TOKEN"] == "tok-123" and values["PA"] == "plain"
+
+
+@needs_vault
+def test_wrong_or_missing_vault_password_is_a_clear_error(tree: Path) -> None:
+    (tree / "vault-pass").write_text("right")
+    (tree / "bad-pass").write_text("wrong")
+    target = tree / "ansible" / "prod" / "variables_WKSHP-Demo.yml"
+    ansible_vault("encrypt", "--vault-password-file", str(tree / "vault-pass"), str(target),
+                  cwd=tree)
+    with pytest.raises(Permanent, match="wrong vault password") as info:
+        make_content(tree, vault_password_file=tree / "bad-pass").variables("WKSHP-Demo", 4)
+    assert str(target) in str(info.value)
+    with pytest.raises(Permanent, match="no vault_password_file"):
+        make_content(tree).variables("WKSHP-Demo", 4)
+
+
+def test_vault_round_trip_and_tampering(tmp_path: Path) -> None:
+    text = vault.encrypt("A: 1\n", "pw", vault_id="x")
+    assert vault.decrypt(text, "pw") == b"A: 1\n"
+    lines = text.splitlines()
+    lines[1] = lines[1][:-1] + ("0" if lines[1][-1] != "0" else "1")
+    with pytest.raises(vault.VaultError):
+        vault.decrypt("\n".join(lines), "pw")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- a list\n")
+    with pytest.raises(Permanent, match="mapping"):
+        load_file(bad, None)
