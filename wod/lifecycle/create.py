@@ -50,7 +50,10 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         report = svc.content.deploy(
             request.workshop, stdid, home, uid=uid, gid=gid, password=tpl_password
         )
-        ctx.log(report.summary())
+        ctx.log(
+            f"{report.rendered} rendered, {report.copied} copied, {report.bytes} bytes "
+            f"in {report.seconds * 1000:.1f} ms"
+        )
 
     with ctx.step("post-copy"):
         for run in svc.hooks.run("post-copy", request.folder, env):

@@ -1,0 +1,142 @@
+"""CREATE end to end: a mail byte for byte as the api-db sends it, over real SMTP, to a
+student with deployed, personalised notebooks, a new password, and the registry told the
+participant is active — plus the failure modes that must leave the seat consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from wod.services.hooks import Hooks
+
+WORKSHOP = "WKSHP-Sample101"
+
+
+def customer_for(backend, workshop: str = WORKSHOP, **fields) -> dict:
+    return backend.install.registry.create_customer(workshop, email="alice@example.com", **fields)
+
+
+def stdid_of(backend, customer: dict) -> int:
+    return customer["studentId"] - backend.settings.base_stdid
+
+
+def test_create_deploys_and_reports_active(backend):
+    reg = backend.install.registry
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+
+    job = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", WORKSHOP)
+
+    assert job.status == "done", (job.reason, job.output)
+    home = backend.install.home(stdid)
+    notebook = (home / WORKSHOP / "0-ReadMeFirst.ipynb").read_text()
+    assert "{{" not in notebook.replace("{{ '{{' }}", "")
+    assert f"student{stdid}" in notebook or str(stdid) in notebook
+    json.loads(notebook)  # rendered notebooks are valid JSON
+    checkpoint = home / WORKSHOP / ".ipynb_checkpoints" / "0-ReadMeFirst-checkpoint.ipynb"
+    assert checkpoint.read_bytes() == (home / WORKSHOP / "0-ReadMeFirst.ipynb").read_bytes()
+    workspace = home / ".jupyter/lab/workspaces/default-37a8.jupyterlab-workspace"
+    assert f"{WORKSHOP}/0-ReadMeFirst.ipynb" in workspace.read_text()
+    assert any((home / ".ssh").glob("id_*.pub"))
+
+    student = reg.student(cust["studentId"])
+    customer = reg.customer(cust["id"])
+    assert customer["active"] is True
+    password = student["password"]
+    assert password and len(password) == backend.settings.password_length
+    assert backend.install.accounts.verify_password(stdid, password)
+    # The password reaches the notebook that asks for it, and never the job record.
+    assert any(password in p.read_text() for p in (home / WORKSHOP).glob("*.ipynb"))
+    shown = json.dumps(backend.queue.job(job.id).to_dict(steps=True))
+    assert password not in shown
+
+    names = [s.name for s in job.steps]
+    for step in ("workshop", "password", "erase", "appliance", "deploy", "post-copy",
+                 "report", "hub"):
+        assert step in names
+
+
+def test_create_twice_is_idempotent(backend):
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+    subject = f"CREATE {stdid} {cust['id']} alice@example.com"
+    first = backend.run(subject, WORKSHOP)
+    (backend.install.home(stdid) / "leftover.txt").write_text("from the first session")
+    second = backend.run(subject, WORKSHOP)
+    assert (first.status, second.status) == ("done", "done")
+    home = backend.install.home(stdid)
+    assert not (home / "leftover.txt").exists()
+    assert sorted(p.name for p in (home / WORKSHOP).iterdir())
+    password = backend.install.registry.student(cust["studentId"])["password"]
+    assert backend.install.accounts.verify_password(stdid, password)
+
+
+def test_unknown_workshop_in_the_api_db_fails_cleanly(backend, tmp_path):
+    # A folder exists locally but the api-db has no such workshop: nothing is changed.
+    folder = backend.settings.notebooks_dir / "WKSHP-Ghost"
+    folder.mkdir()
+    (folder / "0-ReadMeFirst.ipynb").write_text("{}")
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+    job = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", "WKSHP-Ghost")
+    assert job.status == "failed"
+    assert "WKSHP-Ghost" in job.reason
+    assert not (backend.install.home(stdid) / "WKSHP-Ghost").exists()
+
+
+def test_missing_workshop_folder_is_rejected(backend):
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+    job = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", "WKSHP-Nowhere")
+    assert job.status == "failed"
+    assert "WKSHP-Nowhere" in job.reason
+
+
+def test_failing_hook_fails_the_job_with_its_output(install_factory, backend_factory):
+    install = install_factory()
+    script = install.settings.scripts_dir / f"post-copy-{WORKSHOP}.sh"
+    script.write_text("#!/bin/sh\necho 'appliance refused the key' >&2\nexit 3\n")
+    script.chmod(0o755)
+    backend = backend_factory(install)
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+    job = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", WORKSHOP)
+    assert job.status == "failed"
+    assert "exited with status 3" in job.reason
+    assert "appliance refused the key" in job.output or any(
+        "appliance refused the key" in s.output for s in job.steps
+    )
+    # The participant was not told the seat is ready.
+    assert install.registry.customer(cust["id"])["active"] is not True
+    assert Hooks(install.settings).scripts("post-copy", WORKSHOP) == [script]
+
+
+def test_api_db_down_job_waits_and_is_not_lost(install_factory, backend_factory, registry):
+    install = install_factory(apidb_url="http://127.0.0.1:9/api", retry_max_attempts=3)
+    backend = backend_factory(install)
+    backend.send("CREATE 2 5 bob@example.com", WORKSHOP)
+    job = backend.wait(1, timeout=30)[-1]
+    assert job.status == "failed"
+    assert job.attempts == 3
+    assert "gave up after 3 attempts" in job.reason
+    # The request is still on record and can be retried once the api-db is back.
+    assert backend.queue.job(job.id).request.workshop == WORKSHOP
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="real Linux accounts need root")
+def test_create_with_real_linux_accounts(install_factory, backend_factory):
+    install = install_factory(accounts="system")
+    backend = backend_factory(install)
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+    job = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", WORKSHOP)
+    assert job.status == "done", (job.reason, job.output)
+    home = install.home(stdid)
+    uid = install.accounts.uid(stdid)
+    deployed = home / WORKSHOP / "0-ReadMeFirst.ipynb"
+    assert deployed.stat().st_uid == uid
+    password = install.registry.student(cust["studentId"])["password"]
+    assert install.accounts.verify_password(stdid, password)
