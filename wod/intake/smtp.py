@@ -108,6 +108,7 @@ class SmtpIntake:
         self.mailboxes = {m.strip().lower() for m in mailboxes if m.strip()}
         self._server: asyncio.AbstractServer | None = None
         self._sessions: set[_Session] = set()
+        self._pending: set[asyncio.Task[str]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,7 +129,7 @@ class SmtpIntake:
         sessions = list(self._sessions)
         for session in sessions:
             session.shutdown()
-        tasks = [s.task for s in sessions if s.task is not None]
+        tasks = [s.task for s in sessions if s.task is not None] + list(self._pending)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
@@ -253,8 +254,9 @@ class _Session(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(f"554 5.7.1 {reason}\r\n".encode())
         self.transport.close()
-        loop = asyncio.get_running_loop()
-        loop.create_task(self.intake.record_rejection(reason, None))
+        task = asyncio.get_running_loop().create_task(self.intake.record_rejection(reason, None))
+        self.intake._pending.add(task)  # keep a reference until it is done
+        task.add_done_callback(self.intake._pending.discard)
 
     def reply(self, line: str) -> None:
         if self._gone or self.transport is None or self.transport.is_closing():
