@@ -60,6 +60,13 @@ def test_sender_from_headers_when_no_envelope(cfg: Settings) -> None:
     assert parse_message(raw, cfg).stdid == 3
 
 
+def test_mbox_from_line_is_skipped_and_names_the_sender(cfg: Settings) -> None:
+    raw = (b"From wod-api@api.example.com  Mon Jun  3 10:00:00 2024\n"
+           b"Subject: CLEANUP 2 3\n\nWKSHP-A\n")
+    assert parse_message(raw, cfg).stdid == 2
+    assert "not allowed" in reason(raw.replace(b"wod-api@", b"evil@", 1), cfg, sender=None)
+
+
 def test_reset_single_and_range(cfg: Settings) -> None:
     one = parse_message(api_db_mail("RESET 4 9"), cfg, sender=API_DB)
     assert one.stdids == [4] and not one.is_range

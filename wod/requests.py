@@ -352,7 +352,8 @@ def parse_message(
     """Parse one mail (SPEC 2.1/2.2) into a :class:`Request`.
 
     ``sender`` is the envelope sender (SMTP ``MAIL FROM``, the pipe's ``-f``/``$SENDER``).
-    When it is not known, the ``Return-Path`` header, else the ``From`` header, stands in.
+    When it is not known, the ``Return-Path`` header, else a leading mbox ``From <sender>``
+    line (skipped in any case), else the ``From`` header, stands in.
     When ``settings.senders`` is non-empty that address must be one of them
     (case-insensitive).
     """
@@ -362,9 +363,14 @@ def parse_message(
         )
     if not raw.strip():
         raise Rejected("empty message")
+    mbox_sender = None
+    if raw.startswith(b"From "):  # mbox envelope line (procmail, Postfix mailbox_command)
+        first, _, raw = raw.partition(b"\n")
+        words = first[5:].split()
+        mbox_sender = words[0].decode("utf-8", "replace") if words else None
     headers, body, separated = _split(raw)
     if sender is None:
-        sender = headers.get("return-path") or headers.get("from")
+        sender = headers.get("return-path") or mbox_sender or headers.get("from")
     check_sender(sender or "", settings)
     if "subject" not in headers:
         raise Rejected("no Subject header: expected e.g. 'Subject: CREATE 1 2 a@b.c'")
