@@ -359,3 +359,20 @@ def test_database_locked_answers_451_and_nothing_is_acknowledged(tmp_path: Path)
         blocker.close()
         intake.stop()
     assert queue.jobs() == []
+
+
+def test_stop_drops_an_unfinished_message_and_returns(tmp_path: Path) -> None:
+    running = start(tmp_path)
+    sock = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+    try:
+        sock.sendall(b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<wodadmin@b>\r\n"
+                     b"DATA\r\nSubject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n")
+        received = b""
+        while b"354" not in received:
+            received += sock.recv(1024)
+        started = time.monotonic()
+        running.thread.stop()
+        assert time.monotonic() - started < 5
+        assert running.queue.jobs() == []  # never acknowledged, never acted on
+    finally:
+        sock.close()
