@@ -156,6 +156,31 @@ class Backend:
         jobs = self.wait(before + 1, timeout)
         return jobs[-1]
 
+    def customer(self, workshop: str, **fields: Any) -> tuple[dict[str, Any], int]:
+        """Register a participant in the registry; returns (customer row, local stdid)."""
+        cust = self.install.registry.create_customer(workshop, **fields)
+        return cust, cust["studentId"] - self.settings.base_stdid
+
+    def student(self, stdid: int) -> dict[str, Any]:
+        """The registry's student row of local student ``stdid``."""
+        row = self.install.registry.student(self.settings.apidb_student_id(stdid))
+        assert row is not None, f"no student row for {stdid}"
+        return row
+
+    def wait_until(
+        self, predicate: Callable[[list[Job]], bool], timeout: float = 30.0
+    ) -> list[Job]:
+        """Poll the jobs (oldest first) until ``predicate(jobs)`` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = list(reversed(self.queue.jobs(limit=10_000)))
+            if predicate(jobs):
+                return [self.queue.job(j.id) for j in jobs]
+            if time.monotonic() > deadline:
+                states = [(j.id, j.verb, j.status, j.reason) for j in jobs]
+                raise AssertionError(f"condition not met after {timeout} s: {states}")
+            time.sleep(0.05)
+
 
 @pytest.fixture
 def backend_factory() -> Iterator[Callable[..., Backend]]:

@@ -34,9 +34,16 @@ def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             ctx.log(run.summary())
 
     with ctx.step("completion"):
-        ratio = svc.content.completion(request.workshop, s.home(stdid))
-        ctx.log(f"completion {ratio}%")
-        svc.apidb.update_customer(request.customer, completionPercentage=ratio)
+        measured = svc.content.completion_details(request.workshop, s.home(stdid))
+        if steps.workshop_copy_exists(svc, request, stdid):
+            ctx.log(f"completion {measured.percent}% "
+                    f"({measured.executed} of {measured.total} code cells run)")
+            svc.apidb.update_customer(request.customer, completionPercentage=measured.percent)
+        else:
+            # Already cleaned (a repeated CLEANUP): the ratio reported then stands.
+            ctx.log(f"no copy of {request.folder} in the home: completion not reported again")
+        for warning in measured.warnings:
+            ctx.log(f"warning: {warning}")
 
     with ctx.step("hub"):
         if svc.hub is not None:

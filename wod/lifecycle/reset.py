@@ -20,6 +20,7 @@ def reset(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         if not workshop.reset:
             raise Rejected(f"{workshop.notebook} is not resettable (its reset flag is false)")
         steps.check_seats(svc, request, workshop)
+        steps.require_hooks(svc, "reset", request)
 
     with ctx.step("wait-cleaned"):
         steps.ensure_customer_cleaned(svc, job, request.customer)
