@@ -195,7 +195,7 @@ def _registry(
 
 @contextmanager
 def stack(base: Path, *, accounts: str = "directory", seats: int = 100,
-          workers: int | None = None) -> Iterator[Stack]:
+          workers: int | None = None, py_spy: Path | None = None) -> Iterator[Stack]:
     """Install, registry (this process) and ``wod serve`` (child process)."""
     values: dict[str, Any] = {
         "notebooks_dir": str(FIXTURES),
@@ -234,6 +234,14 @@ def stack(base: Path, *, accounts: str = "directory", seats: int = 100,
             )
             try:
                 _wait_http(f"http://127.0.0.1:{settings.http_port}/healthz", serve)
+                if py_spy is not None:
+                    # Sampling profile of every thread of `wod serve` (ends with it).
+                    subprocess.Popen(
+                        ["py-spy", "record", "--pid", str(serve.pid), "--rate", "1000",
+                         "--format", "raw", "--output", str(py_spy)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )
+                    time.sleep(1.0)
                 st = Stack(base, settings, registry, probe, JobQueue(settings.db_path), serve)
                 st.customers[API101] = [_customer(registry, API101) for _ in API101_SEATS]
                 yield st
@@ -535,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--system-runs", type=int, default=20)
     parser.add_argument("--system", action=argparse.BooleanOptionalAction,
                         default=os.geteuid() == 0, help="also run with real Linux accounts")
+    parser.add_argument("--workers", type=int, help="worker threads (default: the setting)")
     parser.add_argument("--keep", action="store_true", help="keep the tmp install")
+    parser.add_argument("--py-spy", type=Path, metavar="FILE",
+                        help="profile `wod serve` with py-spy (collapsed stacks to FILE)")
     args = parser.parse_args(argv)
     if not (FIXTURES / API101).is_dir():
         print(f"fixture workshop missing: {FIXTURES / API101}", file=sys.stderr)
@@ -543,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     tmp = Path(tempfile.mkdtemp(prefix="wod-bench-e2e-"))
     try:
-        with stack(tmp / "dir", seats=args.concurrent) as st:
+        with stack(tmp / "dir", seats=args.concurrent, py_spy=args.py_spy,
+                   workers=args.workers) as st:
             results["workers"] = st.settings.workers
             # Warm-up: the first job after start pays the lifecycle's imports; shown apart.
             dot, acked = send_smtplib(st, *st.customers[API101][0], API101)
