@@ -22,14 +22,16 @@ def write_hook(folder: Path, kind: str, workshop: str, body: str) -> Path:
 
 def record_hook(install: Install, kind: str, workshop: str, log_dir: Path,
                 folder: Path | None = None, label: str = "public") -> Path:
-    """A hook that writes its environment to ``log_dir/<kind>-<stdid>.env`` and appends
+    """A hook that writes its environment to ``log_dir/[<label>-]<kind>-<stdid>.env`` (no
+    prefix for the public one) and appends
     ``<label> <kind> <stdid>`` to ``log_dir/order`` (outside the homes, which get wiped)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     folder = folder or install.settings.scripts_dir
     assert folder is not None
+    prefix = "" if label == "public" else f"{label}-"
     return write_hook(
         folder, kind, workshop,
-        f'env > "{log_dir}/{kind}-$stdid.env"\n'
+        f'env > "{log_dir}/{prefix}{kind}-$stdid.env"\n'
         f'echo "{label} {kind} $stdid" >> "{log_dir}/order"\n'
         f'echo "{label} {kind} hook ran for $stdid"',
     )
