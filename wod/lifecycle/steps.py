@@ -65,7 +65,10 @@ def recover_student(svc: Services, job: Any, request: Request) -> Request:
 
 
 def lookup_workshop(svc: Services, request: Request) -> Workshop:
-    """The workshop must exist as content here and in the api-db (SPEC 3.1 step 2)."""
+    """The workshop must exist as content here and in the api-db (SPEC 3.1 step 2).
+    Every verb calls the api-db with a token later: its login starts now, in the
+    background, and overlaps the local steps."""
+    svc.apidb.prefetch_token()
     svc.content.resolve(request.workshop)
     return svc.apidb.workshop_by_notebook(request.workshop)
 

@@ -8,7 +8,8 @@ One interface, :class:`Accounts`, and two implementations chosen by ``settings.a
   ``chpasswd`` on stdin, never on a command line, never to a log.
 - :class:`DirectoryAccounts` — unprivileged: a home is a plain folder under
   ``students_dir``; the password is kept only as a salted scrypt hash in a small SQLite
-  table in ``state_dir``.  Ownership is left alone unless we run as root.
+  table in ``state_dir`` (one connection per thread, kept open).  Ownership is left
+  alone unless we run as root.
 
 Accounts and homes are created at install time (:meth:`Accounts.provision`, ``wod accounts
 provision``); a request never creates one.  Every step here is idempotent: a second
@@ -36,6 +37,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wod import proc
 from wod.errors import Permanent
@@ -152,23 +154,52 @@ class Accounts:
         ssh.mkdir(mode=0o700, exist_ok=True)
         os.chmod(ssh, 0o700)
         key = ssh / SSH_KEY_FILES[self.settings.ssh_key_type]
-        for old in (key, key.with_name(key.name + ".pub")):
+        public = key.with_name(key.name + ".pub")
+        for old in (key, public):
             if old.exists() or old.is_symlink():
                 old.unlink()
-        argv = ["ssh-keygen", "-q", "-t", self.settings.ssh_key_type]
-        if self.settings.ssh_key_type == "rsa":
-            argv += ["-b", "2048"]
-        argv += ["-N", "", "-C", self.name(n), "-f", str(key)]
-        proc.run(argv, timeout=60, what="ssh-keygen")
-        public = key.with_name(key.name + ".pub")
+        private_text, public_text = new_key_pair(self.settings.ssh_key_type, self.name(n))
+        _write_new(key, private_text, 0o600)
+        _write_new(public, public_text, 0o644)
         authorized = ssh / "authorized_keys"
         if authorized.is_symlink():
             authorized.unlink()
-        authorized.write_bytes(public.read_bytes())
+        authorized.write_bytes(public_text)
         os.chmod(key, 0o600)
         os.chmod(authorized, 0o600)
         os.chmod(public, 0o644)
         return key
+
+
+def new_key_pair(kind: str, comment: str) -> tuple[bytes, bytes]:
+    """A fresh ssh key pair without passphrase, as ``ssh-keygen -t kind [-b 2048] -N ''``
+    writes it (OpenSSH private key format; ``<type> <base64> <comment>`` public line),
+    generated in-process: no ``ssh-keygen`` process per CREATE."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if kind == "rsa":
+        key: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif kind == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise Permanent(f"unsupported ssh key type {kind!r}")
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, public + b" " + comment.encode() + b"\n"
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` from the start (never briefly readable by others)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 def empty_folder(folder: Path) -> None:
@@ -409,11 +440,20 @@ class DirectoryAccounts(Accounts):
 
     kind = "directory"
 
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._local = threading.local()  # one open connection per thread, reused
+
     @property
     def db_path(self) -> Path:
         return self.settings.state_dir / "accounts.db"
 
     def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self.db_path.exists():
+            return conn
+        if conn is not None:  # the file was removed under us: start afresh
+            conn.close()
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -421,6 +461,7 @@ class DirectoryAccounts(Accounts):
             "CREATE TABLE IF NOT EXISTS passwords ("
             " account TEXT PRIMARY KEY, hash TEXT NOT NULL, updated REAL NOT NULL)"
         )
+        self._local.conn = conn
         return conn
 
     def owner(self, n: int) -> tuple[int | None, int | None]:
@@ -436,34 +477,26 @@ class DirectoryAccounts(Accounts):
 
     def remove(self, n: int) -> None:
         shutil.rmtree(self.home(n), ignore_errors=True)
-        conn = self._connect()
-        try:
-            conn.execute("DELETE FROM passwords WHERE account = ?", (self.name(n),))
-        finally:
-            conn.close()
+        self._connect().execute("DELETE FROM passwords WHERE account = ?", (self.name(n),))
 
     def set_password(self, n: int, password: str) -> None:
         if not password:
             raise Permanent("a password must not be empty")
-        conn = self._connect()
+        hashed = hash_password(password)
         try:
-            conn.execute(
+            self._connect().execute(
                 "INSERT OR REPLACE INTO passwords (account, hash, updated) VALUES (?, ?, ?)",
-                (self.name(n), hash_password(password), time.time()),
+                (self.name(n), hashed, time.time()),
             )
+            # Into the main file at once (as a closed connection would leave it).
+            self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise Permanent(f"cannot store the password of {self.name(n)}: {exc}") from None
-        finally:
-            conn.close()
 
     def verify_password(self, n: int, password: str) -> bool:
-        conn = self._connect()
-        try:
-            row = conn.execute(
-                "SELECT hash FROM passwords WHERE account = ?", (self.name(n),)
-            ).fetchone()
-        finally:
-            conn.close()
+        row = self._connect().execute(
+            "SELECT hash FROM passwords WHERE account = ?", (self.name(n),)
+        ).fetchone()
         return row is not None and password_matches(password, row[0])
 
     def chown_tree(self, path: Path, n: int) -> None:

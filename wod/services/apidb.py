@@ -3,7 +3,11 @@
 Thin over one ``httpx.Client`` (a transport can be injected).  Behaviour the api-db forces:
 
 - Log in with ``POST /login`` and send the token as ``x-access-token``.  Tokens live 180 s:
-  the token is cached and, on a 401, the client logs in again once and repeats the call.
+  the token is cached until shortly before the expiry its JWT states (``exp``), and, on a
+  401, the client logs in again once and repeats the call.  One login at a time: threads
+  needing a token meanwhile wait for it.  :meth:`ApiDb.prefetch_token` starts that login
+  in the background, so a job can overlap it with local work (the api-db's login checks a
+  slow password hash: ~0.1 s).
 - Every call has a timeout: the api-db never answers when PostgreSQL rejects a value.
   (It bounds each wait for the peer, so a server that stays silent fails after ``timeout``.)
 - Error bodies may be plain text (``Workshop Not Found``) or JSON (``{"message": ...}``).
@@ -17,6 +21,8 @@ logged or put in an error.
 
 from __future__ import annotations
 
+import base64
+import json as jsonlib
 import logging
 import threading
 import time
@@ -34,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-access-token"
+#: A cached token is renewed this long before its expiry (at most a tenth of its
+#: lifetime), and :meth:`ApiDb.prefetch_token` renews it this long before (a fifth).
+RENEW_MARGIN = 10.0
+PREFETCH_MARGIN = 30.0
 _TRUE = {"true", "t", "1", "yes", "on"}
 
 
@@ -120,6 +130,17 @@ class Workshop(BaseModel):
             raise Permanent(f"api-db workshop {wid}: unusable: {exc}") from None
 
 
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (not verified: only used to renew in time), if any."""
+    try:
+        payload = token.split(".")[1]
+        claims = jsonlib.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        return float(exp) if isinstance(exp, (int, float)) else None
+    except (IndexError, ValueError, TypeError):
+        return None
+
+
 def _message(response: httpx.Response) -> str:
     """The api-db's error message: JSON ``message``/``error``, else the text."""
     text = response.text.strip()
@@ -161,7 +182,11 @@ class ApiDb:
             headers={"Accept": "application/json"},
         )
         self._token: str | None = None
+        # time.time() after which the token is renewed / prefetched (from its exp claim)
+        self._renew_at: float | None = None
+        self._prefetch_at: float | None = None
         self._lock = threading.Lock()
+        self._login_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -223,8 +248,16 @@ class ApiDb:
         token = self._json("POST", "login", response).get("accessToken")
         if not isinstance(token, str) or not token:
             raise Permanent("api-db login answered without an accessToken")
+        now = time.time()
+        expires = token_expiry(token)
         with self._lock:
             self._token = token
+            if expires is None:
+                self._renew_at = self._prefetch_at = None
+            else:
+                life = max(expires - now, 0.0)
+                self._renew_at = expires - min(RENEW_MARGIN, life / 10)
+                self._prefetch_at = expires - min(PREFETCH_MARGIN, life / 5)
         log.debug("logged in to the api-db as %s", self.username)
         return token
 
@@ -234,10 +267,36 @@ class ApiDb:
         themselves (SPEC 5 ``accessToken``)."""
         return self._current_token()
 
-    def _current_token(self) -> str:
+    def _cached_token(self, prefetch: bool = False) -> str | None:
         with self._lock:
-            token = self._token
-        return token or self.login()
+            limit = self._prefetch_at if prefetch else self._renew_at
+            if limit is not None and time.time() >= limit:
+                return None
+            return self._token
+
+    def _current_token(self) -> str:
+        token = self._cached_token()
+        if token:
+            return token
+        with self._login_lock:  # one login at a time; the others take its token
+            return self._cached_token() or self.login()
+
+    def prefetch_token(self) -> None:
+        """Make sure a token will be ready: if none is cached (or it is about to expire),
+        log in on a background thread now.  Errors are left to the call that needs the
+        token (it logs in again and reports them)."""
+        if self._cached_token(prefetch=True) or self._login_lock.locked():
+            return
+
+        def fetch() -> None:
+            try:
+                with self._login_lock:
+                    if not self._cached_token(prefetch=True):
+                        self.login()
+            except Exception as exc:  # noqa: BLE001 - the caller's own login reports it
+                log.debug("api-db token prefetch failed: %s", exc)
+
+        threading.Thread(target=fetch, name="apidb-login", daemon=True).start()
 
     def _call(self, method: str, path: str, *, json: Any = None, auth: bool = False) -> Any:
         if not auth:
