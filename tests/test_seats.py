@@ -1,0 +1,70 @@
+"""``wod seats``: the real CLI over the real job database of a backend that ran a few
+requests shows each seat's state, workshop, customer and last job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.plugins.paths import ROOT
+
+S101 = "WKSHP-Sample101"  # reset: false
+S201 = "WKSHP-Sample201"  # reset: true
+
+
+def wod(install, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "wod", "-c", str(install.config), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(install.root)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_seats_shows_each_seat_state_and_last_job(backend):
+    a, s1 = backend.customer(S101, email="a@example.com")
+    b, s2 = backend.customer(S101, email="b@example.com")
+    c, s3 = backend.customer(S101, email="c@example.com")
+    d, s4 = backend.customer(S201, email="d@example.com")
+    assert (s1, s2, s3, s4) == (1, 2, 3, 4)
+    runs = [
+        (f"CREATE 1 {a['id']} a@example.com", S101),
+        (f"CREATE 2 {b['id']} b@example.com", S101),
+        (f"CLEANUP 2 {b['id']}", S101),
+        (f"CREATE 3 {c['id']} c@example.com", "WKSHP-Nowhere"),
+        (f"CREATE 4 {d['id']} d@example.com", S201),
+        (f"CLEANUP 4 {d['id']}", S201),
+        (f"RESET 4 {d['id']}", S201),
+    ]
+    jobs = [backend.run(subject, workshop) for subject, workshop in runs]
+    assert [j.status for j in jobs] == ["done"] * 3 + ["failed"] + ["done"] * 3
+
+    table = {row["stdid"]: row for row in json.loads(wod(backend.install, "seats", "--json"))}
+
+    assert sorted(table) == list(range(1, 9))  # the configured range
+    assert table[1]["state"] == "in use"
+    assert (table[1]["workshop"], table[1]["customer"]) == (S101, a["id"])
+    assert table[1]["last_job"]["id"] == jobs[0].id
+    assert table[2]["state"] == "cleaned"
+    assert table[2]["last_job"] == {"id": jobs[2].id, "verb": "CLEANUP", "status": "done",
+                                    "reason": "", "finished": jobs[2].finished}
+    assert table[3]["state"] == "deployment failed"
+    assert table[3]["last_job"]["status"] == "failed"
+    assert "WKSHP-Nowhere" in table[3]["last_job"]["reason"]
+    assert table[4]["state"] == "free"
+    assert (table[4]["workshop"], table[4]["customer"]) == ("", None)
+    assert table[4]["last_job"]["verb"] == "RESET"
+    assert table[5]["state"] == "free" and table[5]["last_job"] is None
+    assert all(row["home"] for row in table.values())
+    assert table[1]["account"] == "student1"
+
+    text = wod(backend.install, "seats").splitlines()
+    assert text[0].split()[:4] == ["SEAT", "ACCOUNT", "HOME", "STATE"]
+    rows = {int(line.split()[0]): line for line in text[1:]}
+    assert "in use" in rows[1] and S101 in rows[1] and f"#{jobs[0].id} CREATE done" in rows[1]
+    assert f"#{jobs[2].id} CLEANUP done" in rows[2]
+    assert f"#{jobs[3].id} CREATE failed" in rows[3] and "deployment failed" in rows[3]
+    assert f"#{jobs[6].id} RESET done" in rows[4]
+    assert rows[5].rstrip().endswith("-")
