@@ -183,3 +183,16 @@ def test_a_hanging_hook_is_killed_at_the_timeout_and_fails_the_job(
     assert "never" not in job.output
     assert job.seconds < 10
     assert install.registry.customer(cust["id"])["cleaned"] is False
+
+
+def test_purge_with_the_api_dbs_object_promise_student_id_is_recovered(backend):
+    # The current api-db sends "PURGE [object Promise] <customer>" (SPEC 2.2).
+    cust, stdid = backend.customer(S101)
+    create(backend, S101, cust, stdid)
+    job = backend.run(f"PURGE [object Promise] {cust['id']}", S101)
+    assert job.status == "done", (job.reason, job.output)
+    assert job.request.stdid == stdid
+    recovered = next(s for s in job.steps if s.name == "recover-student")
+    assert recovered.output == f"student {stdid} recovered from customer {cust['id']}"
+    assert backend.student(stdid)["assigned"] is False
+    assert not (backend.install.home(stdid) / S101).exists()
