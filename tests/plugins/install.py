@@ -70,8 +70,9 @@ def _make_install(
     if accounts == "system":
         # Test-only names and ids, far from real users; removed at teardown.
         tag = secrets.token_hex(2)
+        ids = 62000 + 100 * secrets.randbelow(30)
         settings_values.update(
-            account_pattern=f"w{tag}s{{n}}", uid_base=62000, gid_base=62000,
+            account_pattern=f"w{tag}s{{n}}", uid_base=ids, gid_base=ids,
             students_dir=str(base / "students"),
         )
     settings_values.update(values)

@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 
 from wod.cli import Context, pass_ctx
-from wod.content.service import Content
 from wod.errors import WodError
 
 COMMANDS = ["deploy", "vars_", "completion"]
@@ -58,6 +57,8 @@ var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VAL
 def deploy(ctx: Context, workshop: str, stdid: int, dry_run: bool, home: Path | None,
            variables: tuple[str, ...]) -> None:
     """Deploy WORKSHOP into a student's home, as a CREATE would (SPEC 4.3)."""
+    from wod.content.service import Content
+
     content = Content(ctx.settings)
     uid, gid = _owner(ctx, stdid)
     target = home or ctx.settings.home(stdid)
@@ -85,6 +86,8 @@ def deploy(ctx: Context, workshop: str, stdid: int, dry_run: bool, home: Path | 
 def vars_(ctx: Context, workshop: str, stdid: int, as_json: bool,
           variables: tuple[str, ...]) -> None:
     """Show the variables WORKSHOP's templates see for a student, and their origin."""
+    from wod.content.service import Content
+
     content = Content(ctx.settings)
     try:
         rows = content.explain(workshop, stdid, extra=_extra(variables))
@@ -107,6 +110,8 @@ def vars_(ctx: Context, workshop: str, stdid: int, as_json: bool,
 @pass_ctx
 def completion(ctx: Context, workshop: str, stdid: int, home: Path | None) -> None:
     """Completion ratio (executed / all code cells) of a student's copy of WORKSHOP."""
+    from wod.content.service import Content
+
     content = Content(ctx.settings)
     try:
         content.catalog.resolve(workshop)

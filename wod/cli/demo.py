@@ -19,7 +19,8 @@ def demo(root: Path) -> None:
     try:
         result = run_demo(root.resolve(), say=click.echo)
     except RuntimeError as exc:
-        raise click.ClickException(f"{exc} (logs in {root}/serve.log, {root}/registry.log)")
+        logs = f"{root}/serve.log, {root}/registry.log"
+        raise click.ClickException(f"{exc} (logs in {logs})") from None
     job, s = result.job, result.settings
     click.echo(f"5. job #{job['id']} {job['status']} in {job['seconds'] * 1000:.0f} ms "
                f"(persisted {result.ack_ms:.1f} ms after the mail was sent; "

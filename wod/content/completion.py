@@ -12,8 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +37,8 @@ def measure(folder: Path) -> Completion:
     if not folder.is_dir():
         result.warnings.append(f"{folder}: no such workshop copy")
         return result
+    import nbformat  # heavy (jsonschema): loaded on first use, not at CLI start
+
     for path in notebooks(folder):
         try:
             nb = nbformat.read(str(path), as_version=4)

@@ -60,7 +60,7 @@ def local_values(root: Path, **ports: int) -> dict[str, Any]:
 def render_config(values: dict[str, Any]) -> str:
     """The settings file: every setting, active when in ``values``, else commented."""
     lines = [HEADER]
-    for name, default, upstream, help_ in settings_reference():
+    for name, _default, upstream, help_ in settings_reference():
         alias = f" (upstream {upstream})" if upstream else ""
         lines.append(f"# {help_}{alias}")
         if name in values:
@@ -98,7 +98,9 @@ def init_install(
     (root / "private/ansible/production/pass").chmod(0o700)
     bashrc = root / "skel" / ".bashrc"
     if not bashrc.exists():
-        bashrc.write_text("# Workshops-on-Demand student shell settings\nexport PS1='\\u@wod:\\w\\$ '\n")
+        bashrc.write_text(
+            "# Workshops-on-Demand student shell settings\nexport PS1='\\u@wod:\\w\\$ '\n"
+        )
     if samples is not None and samples.is_dir():
         for name, dest in (("notebooks", "notebooks"), ("scripts", "scripts"),
                            ("ansible", "ansible")):
