@@ -24,6 +24,7 @@ import shutil
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -185,8 +186,14 @@ class Deployer:
     # -- the deployment -------------------------------------------------------------
     def deploy(self, src: Path, folder: str, home: Path, variables: Variables, *,
                owner: Ownership | None = None, workspace: str | None = None,
-               dry_run: bool = False) -> DeployReport:
-        """Deliver ``src`` as ``home/folder`` (SPEC 4.3); ``dry_run`` writes nothing."""
+               dry_run: bool = False,
+               on_stage: Callable[[str, Path], None] | None = None) -> DeployReport:
+        """Deliver ``src`` as ``home/folder`` (SPEC 4.3); ``dry_run`` writes nothing.
+
+        ``on_stage(kind, staging)`` is called with ``"pre-template"`` on the empty staging
+        folder and ``"post-template"`` once it holds the whole workshop, before it is swapped
+        in (the private templating hooks, SPEC 4.3 rule 5); an exception it raises fails the
+        deployment like any other, leaving nothing in the home."""
         started = time.perf_counter()
         target = home / folder
         report = DeployReport(folder, target, dry_run=dry_run)
@@ -200,7 +207,12 @@ class Deployer:
         remove_stale(home, folder)
         staging = home / f"{STAGING_PREFIX}{folder}-{secrets.token_hex(4)}"
         try:
+            if on_stage is not None:
+                os.mkdir(staging, 0o700)
+                on_stage("pre-template", staging)
             self._build(src, staging, entries, variables, report, owner)
+            if on_stage is not None:
+                on_stage("post-template", staging)
             self._write_workspace(home, folder, workspace, owner)
             swap_in(staging, target)
         except BaseException:
@@ -231,7 +243,8 @@ class Deployer:
     def _build(self, src: Path, staging: Path, entries: list[Entry], variables: Variables,
                report: DeployReport, owner: Ownership | None) -> None:
         root_mode = stat.S_IMODE(src.stat().st_mode)
-        os.mkdir(staging, 0o700)
+        if not staging.is_dir():  # created early when templating hooks run
+            os.mkdir(staging, 0o700)
         bits = 0o700 if owner else 0
         readme: bytes | None = None
         folders: list[tuple[Path, int]] = []

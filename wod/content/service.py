@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,15 @@ class Content:
 
     def deploy(self, workshop: str, stdid: int, home: Path, *, uid: int | None,
                gid: int | None, password: str | None = None, dry_run: bool = False,
-               extra: dict | None = None) -> DeployReport:
+               extra: dict | None = None,
+               on_stage: Callable[[str, Path], None] | None = None) -> DeployReport:
         """Deliver the workshop into ``home`` (SPEC 4.3), staged then swapped in."""
         src = self.resolve(workshop)
         variables = self.template_variables(workshop, stdid, password=password, extra=extra)
         folder = folder_name(workshop)
         report = self.deployer.deploy(
             src, folder, Path(home), variables, owner=self._owner(uid, gid),
-            workspace=self._workspace(folder), dry_run=dry_run)
+            workspace=self._workspace(folder), dry_run=dry_run, on_stage=on_stage)
         log.info("deployed %s for student %s: %d rendered, %d copied, %.3f s",
                  folder, stdid, report.rendered, report.copied, report.seconds)
         return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wod.lifecycle import steps
@@ -47,8 +48,14 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             ctx.log(run.summary())
 
     with ctx.step("deploy"):
+        def templating_hooks(kind: str, staging: Path) -> None:
+            stage_env = {**env, "WODSTAGING": str(staging)}
+            for run in svc.hooks.run(kind, request.folder, stage_env):
+                ctx.log(run.summary())
+
         report = svc.content.deploy(
-            request.workshop, stdid, home, uid=uid, gid=gid, password=tpl_password
+            request.workshop, stdid, home, uid=uid, gid=gid, password=tpl_password,
+            on_stage=templating_hooks,
         )
         ctx.log(
             f"{report.rendered} rendered, {report.copied} copied, {report.bytes} bytes "

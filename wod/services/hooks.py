@@ -30,7 +30,9 @@ from wod.settings import Settings
 
 log = logging.getLogger(__name__)
 
-KINDS = ("create", "post-copy", "cleanup", "reset")
+KINDS = ("create", "post-copy", "cleanup", "reset", "pre-template", "post-template")
+#: Kinds that only the private scripts folder may provide (SPEC 4.3 rule 5).
+PRIVATE_KINDS = ("pre-template", "post-template")
 FOLDER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -71,7 +73,11 @@ class Hooks:
         """The executable ``<kind>-<folder>.sh`` scripts, public first, then private."""
         name = script_name(kind, folder)
         found = []
-        for directory in self.folders():
+        folders = self.folders()
+        if kind in PRIVATE_KINDS:
+            private = self.settings.private_scripts_dir
+            folders = [private] if private is not None else []
+        for directory in folders:
             path = directory / name
             if path.is_file() and os.access(path, os.X_OK):
                 found.append(path)
