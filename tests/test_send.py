@@ -42,7 +42,7 @@ def backend(tmp_path: Path) -> Iterator[tuple[Path, JobQueue, IntakeThread]]:
         thread.stop()
 
 
-def wait_jobs(queue: JobQueue, count: int, timeout: float = 5.0) -> list:
+def wait_jobs(queue: JobQueue, count: int, timeout: float = 15.0) -> list:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         jobs = queue.jobs()
@@ -100,7 +100,9 @@ def test_reset_range_and_range_option(backend: tuple[Path, JobQueue, IntakeThrea
     assert wod(config, "send", "RESET", "2,4", "9", "-w", "WKSHP-API101").returncode == 0
     done = wod(config, "send", "CLEANUP", "9", "--range", "5-7", "-w", "WKSHP-API101")
     assert done.returncode == 0, done.stderr
-    jobs = wait_jobs(queue, 4)
+    # The api-db's client hangs up at the greeting, so it cannot know when (or in which
+    # order) the backend persists each mail: assert what was queued, not the order.
+    jobs = sorted(wait_jobs(queue, 4), key=lambda j: j.request.stdid)
     assert (jobs[0].request.verb, jobs[0].request.stdids) == (Verb.RESET, [2, 3, 4])
     assert [(j.request.verb, j.request.stdid, j.request.customer) for j in jobs[1:]] == [
         (Verb.CLEANUP, 5, 9), (Verb.CLEANUP, 6, 9), (Verb.CLEANUP, 7, 9)]
