@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
-import string
 import time
 from typing import TYPE_CHECKING, Any
 
+from wod import passwords
 from wod.errors import Permanent, Rejected, Wait
 from wod.requests import Request
 
@@ -24,12 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALPHABET = string.ascii_letters + string.digits
-
-
-def new_password(length: int) -> str:
-    """A fresh password from the OS CSPRNG, ``[A-Za-z0-9]`` as upstream."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+new_password = passwords.generate
 
 
 def recover_student(svc: Services, job: Any, request: Request) -> Request:

@@ -1,44 +1,23 @@
 """Passwords and access tokens of the registry.
 
-Passwords are stored as ``scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`` (hashlib.scrypt, a
-random 16-byte salt); verification is constant-time.  Access tokens are HS256 JWTs carrying
-the user id, like the api-db's, and expire after ``ttl`` seconds (180 s upstream).
+Passwords are stored as salted scrypt hashes (:mod:`wod.passwords`).  Access tokens are
+HS256 JWTs carrying the user id, like the api-db's, and expire after ``ttl`` seconds (180 s
+upstream).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 
 import jwt
 
-_N, _R, _P = 2**14, 8, 1
+from wod.passwords import hash_password, password_matches
 
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
-
+__all__ = ["hash_password", "verify_password", "new_secret", "issue_token", "token_user"]
 
 def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        computed = hashlib.scrypt(
-            password.encode(),
-            salt=bytes.fromhex(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=len(bytes.fromhex(digest)),
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(computed.hex(), digest)
+    return password_matches(password, stored)
 
 
 def new_secret() -> str:

@@ -19,16 +19,13 @@ provision``); a request never creates one.  Every step here is idempotent: a sec
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import ctypes.util
 import grp
-import hashlib
 import hmac
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -41,6 +38,7 @@ from typing import Any
 
 from wod import proc
 from wod.errors import Permanent
+from wod.passwords import GENERATED_N, hash_password, password_matches
 from wod.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -403,38 +401,6 @@ class SystemAccounts(Accounts):
 
 
 # -- unprivileged homes ------------------------------------------------------------------
-# Cost parameters travel with each hash.  Generated passwords are 12+ CSPRNG characters
-# (over 70 bits), so a moderate cost (~10 ms) keeps CREATE fast without weakening them.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**12, 8, 1
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
-    )
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def password_matches(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        computed = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=len(base64.b64decode(digest)),
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(computed, base64.b64decode(digest))
-
-
 class DirectoryAccounts(Accounts):
     """Homes as plain folders; passwords as scrypt hashes in ``<state_dir>/accounts.db``."""
 
@@ -482,7 +448,7 @@ class DirectoryAccounts(Accounts):
     def set_password(self, n: int, password: str) -> None:
         if not password:
             raise Permanent("a password must not be empty")
-        hashed = hash_password(password)
+        hashed = hash_password(password, n=GENERATED_N)
         try:
             self._connect().execute(
                 "INSERT OR REPLACE INTO passwords (account, hash, updated) VALUES (?, ?, ?)",
