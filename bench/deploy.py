@@ -32,8 +32,14 @@ from wod.content.service import Content  # noqa: E402
 from wod.settings import load_settings  # noqa: E402
 
 FIXTURES = Path(os.environ.get("WOD_FIXTURES", ROOT.parent / "shared" / "fixtures" / "notebooks"))
-WORKSHOPS = ["WKSHP-API101", "WKSHP-Ansible101", "WKSHP-Docker101", "WKSHP-GO101",
-             "WKSHP-Podman201", "WKSHP-Python101"]
+WORKSHOPS = [
+    "WKSHP-API101",
+    "WKSHP-Ansible101",
+    "WKSHP-Docker101",
+    "WKSHP-GO101",
+    "WKSHP-Podman201",
+    "WKSHP-Python101",
+]
 BIN = Path(sys.executable).parent
 
 PLAYBOOK = """\
@@ -92,8 +98,13 @@ def bench_ours(notebooks: Path, workshop: str, work: Path, runs: int) -> tuple[f
         home = work / f"cold{i}"
         home.mkdir()
         content = Content(settings_for(notebooks, work / "state"))
-        cold.append(timed(lambda c=content, h=home: c.deploy(
-            workshop, 1, h, uid=None, gid=None, extra=variables)))
+        cold.append(
+            timed(
+                lambda c=content, h=home: c.deploy(
+                    workshop, 1, h, uid=None, gid=None, extra=variables
+                )
+            )
+        )
     content = Content(settings_for(notebooks, work / "state"))
     first = work / "warm-first"
     first.mkdir()
@@ -101,8 +112,13 @@ def bench_ours(notebooks: Path, workshop: str, work: Path, runs: int) -> tuple[f
     for i in range(runs):
         home = work / f"warm{i}"
         home.mkdir()
-        warm.append(timed(lambda h=home, n=i: content.deploy(
-            workshop, n + 2, h, uid=None, gid=None, extra=dict(variables, STDID=str(n + 2)))))
+        warm.append(
+            timed(
+                lambda h=home, n=i: content.deploy(
+                    workshop, n + 2, h, uid=None, gid=None, extra=dict(variables, STDID=str(n + 2))
+                )
+            )
+        )
     return median_ms(cold), median_ms(warm)
 
 
@@ -110,8 +126,7 @@ def bench_cp(src: Path, work: Path, runs: int) -> float:
     out = []
     for i in range(runs):
         dest = work / f"cp{i}"
-        out.append(timed(lambda d=dest: subprocess.run(["cp", "-a", str(src), str(d)],
-                                                         check=True)))
+        out.append(timed(lambda d=dest: subprocess.run(["cp", "-a", str(src), str(d)], check=True)))
     return median_ms(out)
 
 
@@ -122,19 +137,36 @@ def bench_ansible(src: Path, workshop: str, work: Path, runs: int) -> float | No
 
     (work / "pb.yml").write_text(PLAYBOOK)
     (work / "inventory").write_text(
-        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    env = dict(os.environ, ANSIBLE_HOME=str(work / "ah"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_LOCALHOST_WARNING="False",
-               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_HOME=str(work / "ah"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="False",
+        ANSIBLE_LOCALHOST_WARNING="False",
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+    )
     out = []
     for i in range(runs):
         home = work / f"ansible{i}"
         home.mkdir()
-        values = dict(fixture_variables(), WORKSHOP=workshop, CHALLENGE=workshop,
-                      SRC=str(src), HOME_DIR=str(home))
+        values = dict(
+            fixture_variables(),
+            WORKSHOP=workshop,
+            CHALLENGE=workshop,
+            SRC=str(src),
+            HOME_DIR=str(home),
+        )
         (work / "vars.yml").write_text(yaml.safe_dump(values, sort_keys=False))
-        argv = [str(BIN / "ansible-playbook"), "-i", str(work / "inventory"),
-                str(work / "pb.yml"), "-e", f"@{work / 'vars.yml'}"]
+        argv = [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(work / "inventory"),
+            str(work / "pb.yml"),
+            "-e",
+            f"@{work / 'vars.yml'}",
+        ]
         started = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
         out.append(time.perf_counter() - started)
@@ -164,15 +196,18 @@ def bench_scaling(work: Path, runs: int) -> list[tuple[str, float, float]]:
         ws = synthetic(tree, files, size)
         content = Content(settings_for(tree, work / "state"))
         content.deploy(ws.name, 1, _fresh(work), uid=None, gid=None)
-        warm = [timed(lambda c=content, w=ws: c.deploy(w.name, 2, _fresh(work), uid=None,
-                                                       gid=None)) for _ in range(runs)]
+        warm = [
+            timed(lambda c=content, w=ws: c.deploy(w.name, 2, _fresh(work), uid=None, gid=None))
+            for _ in range(runs)
+        ]
         cp = bench_cp(ws, _fresh(work), runs)
         rows.append((f"{files} files x {size // 1024} KiB (half rendered)", median_ms(warm), cp))
     return rows
 
 
-def bench_students(notebooks: Path, workshop: str, work: Path,
-                   counts=(1, 10, 50)) -> list[tuple[int, float]]:
+def bench_students(
+    notebooks: Path, workshop: str, work: Path, counts=(1, 10, 50)
+) -> list[tuple[int, float]]:
     rows = []
     for count in counts:
         content = Content(settings_for(notebooks, work / "state"))
@@ -180,8 +215,7 @@ def bench_students(notebooks: Path, workshop: str, work: Path,
 
         def run(c=content, n=count, b=base) -> None:
             for s in range(1, n + 1):
-                c.deploy(workshop, s, _fresh(work), uid=None, gid=None,
-                         extra=dict(b, STDID=str(s)))
+                c.deploy(workshop, s, _fresh(work), uid=None, gid=None, extra=dict(b, STDID=str(s)))
 
         rows.append((count, timed(run) * 1000))
     return rows
@@ -206,8 +240,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPUs (`nproc`), {cpu}, Python {platform.python_version()}, "
-            f"{datetime.date.today().isoformat()}")
+    return (
+        f"{os.cpu_count()} CPUs (`nproc`), {cpu}, Python {platform.python_version()}, "
+        f"{datetime.date.today().isoformat()}"
+    )
 
 
 def main() -> None:
@@ -218,13 +254,17 @@ def main() -> None:
     args = parser.parse_args()
     if not FIXTURES.is_dir():
         sys.exit(f"fixture workshops not found at {FIXTURES} (set WOD_FIXTURES)")
-    lines = ["## Content deployment", "",
-             f"Machine: {machine()}. `.venv/bin/python bench/deploy.py` "
-             f"(median of {args.runs} runs; ansible-playbook median of {args.ansible_runs} "
-             "runs, it takes seconds per run).", "",
-             "| workshop | files (rendered) | ours cold ms | ours warm ms | ansible ms | "
-             "cp -a ms | ansible / ours warm | warm / cp -a |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Content deployment",
+        "",
+        f"Machine: {machine()}. `.venv/bin/python bench/deploy.py` "
+        f"(median of {args.runs} runs; ansible-playbook median of {args.ansible_runs} "
+        "runs, it takes seconds per run).",
+        "",
+        "| workshop | files (rendered) | ours cold ms | ours warm ms | ansible ms | "
+        "cp -a ms | ansible / ours warm | warm / cp -a |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory(prefix="wod-bench-") as tmp:
         work = Path(tmp)
         for workshop in WORKSHOPS:
@@ -237,18 +277,30 @@ def main() -> None:
             cp = bench_cp(src, w, args.runs)
             ans = bench_ansible(src, workshop, w, args.ansible_runs) if args.ansible_runs else None
             ratio = f"{ans / warm:,.0f}x" if ans else "n/a"
-            lines.append(f"| {workshop} | {nfiles} ({nrender}) | {cold:.1f} | {warm:.1f} | "
-                         f"{f'{ans:,.0f}' if ans else 'n/a'} | {cp:.1f} | {ratio} | "
-                         f"{warm / cp:.2f}x |")
+            lines.append(
+                f"| {workshop} | {nfiles} ({nrender}) | {cold:.1f} | {warm:.1f} | "
+                f"{f'{ans:,.0f}' if ans else 'n/a'} | {cp:.1f} | {ratio} | "
+                f"{warm / cp:.2f}x |"
+            )
             print(lines[-1], flush=True)
             shutil.rmtree(w, ignore_errors=True)
-        lines += ["", "Scaling with the number and size of files (synthetic workshops, warm):",
-                  "", "| workshop | ours warm ms | cp -a ms | ours / cp -a |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Scaling with the number and size of files (synthetic workshops, warm):",
+            "",
+            "| workshop | ours warm ms | cp -a ms | ours / cp -a |",
+            "|---|---|---|---|",
+        ]
         for label, ours, cp in bench_scaling(work, args.runs):
             lines.append(f"| {label} | {ours:.1f} | {cp:.1f} | {ours / cp:.2f}x |")
             print(lines[-1], flush=True)
-        lines += ["", "Students in a row (WKSHP-Docker101, one `Content`, cold start included):",
-                  "", "| students | total ms | ms per student |", "|---|---|---|"]
+        lines += [
+            "",
+            "Students in a row (WKSHP-Docker101, one `Content`, cold start included):",
+            "",
+            "| students | total ms | ms per student |",
+            "|---|---|---|",
+        ]
         for count, total in bench_students(FIXTURES, "WKSHP-Docker101", work):
             lines.append(f"| {count} | {total:.0f} | {total / count:.1f} |")
             print(lines[-1], flush=True)
@@ -266,7 +318,7 @@ def write_section(path: Path, section: str) -> None:
         current = current.rstrip("\n") + "\n\n" + section
     else:
         end = current.find("\n## ", start + 1)
-        rest = current[end + 1:] if end != -1 else ""
+        rest = current[end + 1 :] if end != -1 else ""
         current = current[:start] + section + ("\n" + rest if rest else "")
     path.write_text(current)
 

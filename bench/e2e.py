@@ -74,9 +74,12 @@ TARGET_ACK_MS = 20.0
 UPSTREAM_S = (8.0, 22.0)
 # Values the fixture workshops use that a real install gives in its group variables.
 VARIABLES = {
-    "BRANDING": "HPE Developer", "BRANDINGWOD": "HPE Developer Workshops-on-Demand",
-    "BRANDINGLOGO": "![logo](Pictures/logo.png)", "BRANDINGURL": "https://developer.hpe.com",
-    "SURVEYURL": "https://survey.example.com/w", "SURVEYCHALURL": "https://survey.example.com/c",
+    "BRANDING": "HPE Developer",
+    "BRANDINGWOD": "HPE Developer Workshops-on-Demand",
+    "BRANDINGLOGO": "![logo](Pictures/logo.png)",
+    "BRANDINGURL": "https://developer.hpe.com",
+    "SURVEYURL": "https://survey.example.com/w",
+    "SURVEYCHALURL": "https://survey.example.com/c",
 }
 _CUSTOMER_PUT = re.compile(r"^/api/customer/(\d+)$")
 
@@ -175,9 +178,16 @@ def _registry(
     )
     probe = ActiveProbe(app)
     port = int(settings.apidb_url.rsplit(":", 1)[1].split("/")[0])
-    server = uvicorn.Server(uvicorn.Config(probe, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            probe,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+    )
     thread = threading.Thread(target=server.run, name="registry", daemon=True)
     thread.start()
     try:
@@ -186,16 +196,26 @@ def _registry(
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("registry did not start")
             time.sleep(0.01)
-        yield (RunningRegistry(app, settings.apidb_url, settings.apidb_user,
-                               settings.apidb_password, db_url), probe)
+        yield (
+            RunningRegistry(
+                app, settings.apidb_url, settings.apidb_user, settings.apidb_password, db_url
+            ),
+            probe,
+        )
     finally:
         server.should_exit = True
         thread.join(20)
 
 
 @contextmanager
-def stack(base: Path, *, accounts: str = "directory", seats: int = 100,
-          workers: int | None = None, py_spy: Path | None = None) -> Iterator[Stack]:
+def stack(
+    base: Path,
+    *,
+    accounts: str = "directory",
+    seats: int = 100,
+    workers: int | None = None,
+    py_spy: Path | None = None,
+) -> Iterator[Stack]:
     """Install, registry (this process) and ``wod serve`` (child process)."""
     values: dict[str, Any] = {
         "notebooks_dir": str(FIXTURES),
@@ -230,16 +250,29 @@ def stack(base: Path, *, accounts: str = "directory", seats: int = 100,
             log = open(base / "serve.log", "wb")  # noqa: SIM115
             serve = subprocess.Popen(
                 [sys.executable, "-m", "wod", "-c", str(config), "serve"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             try:
                 _wait_http(f"http://127.0.0.1:{settings.http_port}/healthz", serve)
                 if py_spy is not None:
                     # Sampling profile of every thread of `wod serve` (ends with it).
                     subprocess.Popen(
-                        ["py-spy", "record", "--pid", str(serve.pid), "--rate", "1000",
-                         "--format", "raw", "--output", str(py_spy)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        [
+                            "py-spy",
+                            "record",
+                            "--pid",
+                            str(serve.pid),
+                            "--rate",
+                            "1000",
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(py_spy),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
                     )
                     time.sleep(1.0)
                 st = Stack(base, settings, registry, probe, JobQueue(settings.db_path), serve)
@@ -282,8 +315,10 @@ def _customer(registry: RunningRegistry, workshop: str) -> tuple[int, int]:
 def send_smtplib(st: Stack, stdid: int, customer: int, workshop: str) -> tuple[float, float]:
     """One CREATE over smtplib; returns (monotonic when the final '.' was sent, when the
     250 arrived)."""
-    message = (f"From: {SENDER}\r\nTo: {st.mailbox}\r\n"
-               f"Subject: CREATE {stdid} {customer} p{stdid}@example.com\r\n\r\n{workshop}\r\n")
+    message = (
+        f"From: {SENDER}\r\nTo: {st.mailbox}\r\n"
+        f"Subject: CREATE {stdid} {customer} p{stdid}@example.com\r\n\r\n{workshop}\r\n"
+    )
     with smtplib.SMTP("127.0.0.1", st.settings.smtp_port, timeout=30) as smtp:
         smtp.ehlo("apidb.local")
         smtp.mail(SENDER)
@@ -344,8 +379,13 @@ def series_raw(st: Stack, runs: int) -> list[float]:
     for i in range(runs):
         stdid, customer = seats[i % len(seats)]
         before = len(st.queue.jobs(limit=100_000))
-        block = api_db_block(f"CREATE {stdid} {customer} p{stdid}@example.com", API101,
-                             helo="apidb.local", sender=SENDER, recipient=st.mailbox)
+        block = api_db_block(
+            f"CREATE {stdid} {customer} p{stdid}@example.com",
+            API101,
+            helo="apidb.local",
+            sender=SENDER,
+            recipient=st.mailbox,
+        )
         start = time.monotonic()
         greeting = send_raw("127.0.0.1", st.settings.smtp_port, block)
         if not greeting.startswith(b"220"):
@@ -452,7 +492,8 @@ def step_medians(jobs: list[Job]) -> list[tuple[str, float, float]]:
             by[s.name].append((s.seconds or 0.0) * 1000)
         if job.started is not None:
             by.setdefault("(queued: persisted -> claimed)", []).append(
-                (job.started - job.created) * 1000)
+                (job.started - job.created) * 1000
+            )
     names = ["(queued: persisted -> claimed)", *order]
     return [(n, statistics.median(by[n]), pct(by[n], 95)) for n in names if by.get(n)]
 
@@ -463,8 +504,10 @@ def fmt_row(label: str, samples: list[float], target: float | None = None) -> st
     verdict = ""
     if target is not None:
         verdict = f"{'met' if med < target else 'MISSED'} ({med / target:.2f} of {target:.0f} ms)"
-    return (f"| {label} | {len(samples)} | {med:.1f} | {p95:.1f} | {min(samples):.1f} | "
-            f"{max(samples):.1f} | {verdict} |")
+    return (
+        f"| {label} | {len(samples)} | {med:.1f} | {p95:.1f} | {min(samples):.1f} | "
+        f"{max(samples):.1f} | {verdict} |"
+    )
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
@@ -477,7 +520,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
         f"{results['workers']} workers, `accounts: directory`, no JupyterHub configured so the "
         "hub step is a no-op); the registry (api-db peer, SQLite) in the load generator's "
         "process, wrapped in a bench-only ASGI probe that timestamps the receipt of "
-        "`PUT /customer/:id {\"active\": true}` (`time.monotonic`, one clock for both "
+        '`PUT /customer/:id {"active": true}` (`time.monotonic`, one clock for both '
         "processes). WKSHP-API101 is read in place from the shared fixtures (public tree); "
         f"its {len(API101_SEATS)} seats are reused round-robin (CREATE is idempotent). "
         "Each CREATE is sent after the previous job finished. Load average (1/5/15 min) "
@@ -494,8 +537,13 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
     ]
     if "system" in results:
         s_acks, s_actives, _ = results["system"]
-        lines.append(fmt_row("API101 `accounts: system` (real Linux accounts): `250` -> active",
-                             s_actives, TARGET_ACTIVE_MS))
+        lines.append(
+            fmt_row(
+                "API101 `accounts: system` (real Linux accounts): `250` -> active",
+                s_actives,
+                TARGET_ACTIVE_MS,
+            )
+        )
     lines += [
         "",
         f"vs upstream (8–22 s for the Ansible copy step alone): the median `250` -> active is "
@@ -508,8 +556,16 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
     ]
     for name, m, p in step_medians(jobs):
         lines.append(f"| {name} | {m:.1f} | {p:.1f} |")
-    ok = (b.jobs_done == b.count == b.jobs_total == b.distinct_students == b.active_rows
-          == b.passwords == b.probe_hits and not b.send_errors)
+    ok = (
+        b.jobs_done
+        == b.count
+        == b.jobs_total
+        == b.distinct_students
+        == b.active_rows
+        == b.passwords
+        == b.probe_hits
+        and not b.send_errors
+    )
     lines += [
         "",
         f"{b.count} CREATEs for {b.count} different students sent at once ({b.count} "
@@ -557,12 +613,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-runs", type=int, default=None, help="default: --runs")
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--system-runs", type=int, default=20)
-    parser.add_argument("--system", action=argparse.BooleanOptionalAction,
-                        default=os.geteuid() == 0, help="also run with real Linux accounts")
+    parser.add_argument(
+        "--system",
+        action=argparse.BooleanOptionalAction,
+        default=os.geteuid() == 0,
+        help="also run with real Linux accounts",
+    )
     parser.add_argument("--workers", type=int, help="worker threads (default: the setting)")
     parser.add_argument("--keep", action="store_true", help="keep the tmp install")
-    parser.add_argument("--py-spy", type=Path, metavar="FILE",
-                        help="profile `wod serve` with py-spy (collapsed stacks to FILE)")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="FILE",
+        help="profile `wod serve` with py-spy (collapsed stacks to FILE)",
+    )
     args = parser.parse_args(argv)
     if not (FIXTURES / API101).is_dir():
         print(f"fixture workshop missing: {FIXTURES / API101}", file=sys.stderr)
@@ -570,8 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"load": [_loadavg()]}
     tmp = Path(tempfile.mkdtemp(prefix="wod-bench-e2e-"))
     try:
-        with stack(tmp / "dir", seats=args.concurrent, py_spy=args.py_spy,
-                   workers=args.workers) as st:
+        with stack(
+            tmp / "dir", seats=args.concurrent, py_spy=args.py_spy, workers=args.workers
+        ) as st:
             results["workers"] = st.settings.workers
             # Warm-up: the first job after start pays the lifecycle's imports; shown apart.
             dot, acked = send_smtplib(st, *st.customers[API101][0], API101)

@@ -36,17 +36,22 @@ def machine_facts() -> str:
         if line.startswith("MemTotal:")
     )
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        f"Last `make bench`: {now}.",
-        "",
-        "| fact | value |",
-        "|---|---|",
-        f"| CPUs (`nproc`) | {os.cpu_count()} |",
-        f"| CPU model | {cpu} |",
-        f"| RAM | {mem_kb / 1024 / 1024:.1f} GiB |",
-        f"| Python | {platform.python_version()} ({sys.executable}) |",
-        f"| kernel | {platform.system()} {platform.release()} |",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"Last `make bench`: {now}.",
+                "",
+                "| fact | value |",
+                "|---|---|",
+                f"| CPUs (`nproc`) | {os.cpu_count()} |",
+                f"| CPU model | {cpu} |",
+                f"| RAM | {mem_kb / 1024 / 1024:.1f} GiB |",
+                f"| Python | {platform.python_version()} ({sys.executable}) |",
+                f"| kernel | {platform.system()} {platform.release()} |",
+            ]
+        )
+        + "\n"
+    )
 
 
 def replace_marked(text: str, name: str, heading: str, body: str, *, first: bool) -> str:

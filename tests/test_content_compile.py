@@ -24,20 +24,27 @@ def setup(tmp_path: Path, samples_dir: Path) -> tuple[Content, Path]:
     public.mkdir()
     private.mkdir()
     (public / "check.sh").write_text(
-        "#!/bin/sh\necho \"student{{ STDID }} pass={{ PASSSTU }} ws={{ WORKSHOP }}\"\n")
+        '#!/bin/sh\necho "student{{ STDID }} pass={{ PASSSTU }} ws={{ WORKSHOP }}"\n'
+    )
     (private / "secret.sh").write_text("#!/bin/sh\necho private-{{ STDID }}\n")
     home = tmp_path / "home"
     home.mkdir()
-    settings = load_settings(None, environ={}, notebooks_dir=samples_dir,
-                             scripts_dir=public, private_scripts_dir=private,
-                             state_dir=tmp_path / "state")
+    settings = load_settings(
+        None,
+        environ={},
+        notebooks_dir=samples_dir,
+        scripts_dir=public,
+        private_scripts_dir=private,
+        state_dir=tmp_path / "state",
+    )
     return Content(settings), home
 
 
 def test_scripts_are_rendered_compiled_and_sources_removed(setup) -> None:
     content, home = setup
-    out = content.compile(["check.sh", "secret.sh"], "WKSHP-Sample101", 4, home,
-                          uid=None, gid=None, password="pw4")
+    out = content.compile(
+        ["check.sh", "secret.sh"], "WKSHP-Sample101", 4, home, uid=None, gid=None, password="pw4"
+    )
     assert out == [home / "check.sh.x", home / "secret.sh.x"]
     assert sorted(p.name for p in home.iterdir()) == ["check.sh.x", "secret.sh.x"]
     for path in out:
@@ -66,8 +73,9 @@ def test_executable_owned_by_student(setup) -> None:
     subprocess.run(["useradd", "--no-create-home", name], check=True, capture_output=True)
     try:
         st = pwd.getpwnam(name)
-        (out,) = content.compile(["secret.sh"], "WKSHP-Sample101", 4, home,
-                                 uid=st.pw_uid, gid=st.pw_gid)
+        (out,) = content.compile(
+            ["secret.sh"], "WKSHP-Sample101", 4, home, uid=st.pw_uid, gid=st.pw_gid
+        )
         assert (out.stat().st_uid, out.stat().st_gid) == (st.pw_uid, st.pw_gid)
     finally:
         subprocess.run(["userdel", name], capture_output=True)

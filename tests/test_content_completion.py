@@ -25,8 +25,9 @@ def notebook(path: Path, executed: int, pending: int) -> None:
 
 
 def test_ratio_over_the_students_copy(tmp_path: Path, samples_dir: Path) -> None:
-    content = Content(load_settings(None, environ={}, notebooks_dir=samples_dir,
-                                    state_dir=tmp_path / "s"))
+    content = Content(
+        load_settings(None, environ={}, notebooks_dir=samples_dir, state_dir=tmp_path / "s")
+    )
     home = tmp_path / "home"
     ws = home / "WKSHP-Sample101"
     notebook(ws / "0-ReadMeFirst.ipynb", 1, 1)
@@ -41,8 +42,9 @@ def test_ratio_over_the_students_copy(tmp_path: Path, samples_dir: Path) -> None
 
 
 def test_no_copy_or_no_code_is_zero(tmp_path: Path, samples_dir: Path) -> None:
-    content = Content(load_settings(None, environ={}, notebooks_dir=samples_dir,
-                                    state_dir=tmp_path / "s"))
+    content = Content(
+        load_settings(None, environ={}, notebooks_dir=samples_dir, state_dir=tmp_path / "s")
+    )
     assert content.completion("WKSHP-Sample101", tmp_path) == 0
     notebook(tmp_path / "WKSHP-Sample101" / "0-ReadMeFirst.ipynb", 0, 0)
     assert content.completion("WKSHP-Sample101", tmp_path) == 0
@@ -51,10 +53,17 @@ def test_no_copy_or_no_code_is_zero(tmp_path: Path, samples_dir: Path) -> None:
 def test_cli_deploy_vars_completion(tmp_path: Path, samples_dir: Path) -> None:
     root = samples_dir.parent
     config = tmp_path / "wod.yml"
-    config.write_text(json.dumps({
-        "notebooks_dir": str(samples_dir), "ansible_dir": str(root / "ansible"),
-        "students_dir": str(tmp_path / "students"), "state_dir": str(tmp_path / "state"),
-        "accounts": "directory"}))
+    config.write_text(
+        json.dumps(
+            {
+                "notebooks_dir": str(samples_dir),
+                "ansible_dir": str(root / "ansible"),
+                "students_dir": str(tmp_path / "students"),
+                "state_dir": str(tmp_path / "state"),
+                "accounts": "directory",
+            }
+        )
+    )
     (tmp_path / "students" / "student2").mkdir(parents=True)
     _register()
     runner = CliRunner()

@@ -26,9 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_settings(tmp: Path, notebooks: Path, **values):
-    return load_settings(None, environ={}, notebooks_dir=notebooks,
-                         ansible_dir=ROOT / "samples" / "ansible", state_dir=tmp / "state",
-                         students_dir=tmp / "students", **values)
+    return load_settings(
+        None,
+        environ={},
+        notebooks_dir=notebooks,
+        ansible_dir=ROOT / "samples" / "ansible",
+        state_dir=tmp / "state",
+        students_dir=tmp / "students",
+        **values,
+    )
 
 
 @pytest.fixture
@@ -56,7 +62,8 @@ def test_sample_deploy_personalises_notebooks(content: Content, home: Path) -> N
     assert "Hello {{ name }}!" in text  # the raw block reaches the student as written
     assert (ws / "NOTES.md").read_text().count("{{ STDID }}") == 1  # .md copied, not rendered
     assert (ws / "Pictures" / "sample-logo.svg").read_bytes() == (
-        content.resolve("WKSHP-Sample101") / "Pictures" / "sample-logo.svg").read_bytes()
+        content.resolve("WKSHP-Sample101") / "Pictures" / "sample-logo.svg"
+    ).read_bytes()
     checkpoint = ws / ".ipynb_checkpoints" / "0-ReadMeFirst-checkpoint.ipynb"
     assert checkpoint.read_bytes() == (ws / "0-ReadMeFirst.ipynb").read_bytes()
     assert mode(ws / "wod-generate-pdf.sh") == 0o755
@@ -89,8 +96,7 @@ def test_undefined_variable_leaves_previous_copy_intact(content: Content, home: 
     assert sorted(p.name for p in home.iterdir()) == [".jupyter", "WKSHP-Sample101"]
 
 
-def test_undefined_variable_on_first_deploy_leaves_nothing(content: Content,
-                                                         home: Path) -> None:
+def test_undefined_variable_on_first_deploy_leaves_nothing(content: Content, home: Path) -> None:
     with pytest.raises(Permanent):
         content.deploy("WKSHP-Sample101", 3, home, uid=None, gid=None)
     assert list(home.iterdir()) == []
@@ -118,16 +124,28 @@ def rules_workshop(tmp_path: Path) -> Path:
     (ws / "sub" / ".ipynb_checkpoints").mkdir(parents=True)
     (ws / ".hidden").mkdir()
     files = {
-        "0-ReadMeFirst.ipynb": "{\"s\": \"{{ STDID }}\"}\n",
-        "a.py": "print({{ STDID }})\n", "b.yaml": "k: {{ STDID }}\n", "c.sh": "echo {{ STDID }}\n",
-        "d.src": "{{ STDID }}", "e.tf": "v={{ STDID }}\n", "f.env": "X={{ STDID }}\n",
-        "Variables.ps1": "$x={{ STDID }}\n", "g.yml": "k: {{ STDID }}\n", "h.j2": "{{ STDID }}\n",
-        "i.txt": "{{ STDID }}\n", "j.md": "{{ STDID }}\n", "K.SH": "{{ STDID }}\n",
-        ".hid.sh": "{{ STDID }}\n", ".hid.ipynb": "{{ STDID }}\n", ".hid.py": "{{ STDID }}\n",
-        "old-checkpoint.ipynb": "{{ STDID }}\n", "sub/n.ipynb": "{{ STDID }}\n",
+        "0-ReadMeFirst.ipynb": '{"s": "{{ STDID }}"}\n',
+        "a.py": "print({{ STDID }})\n",
+        "b.yaml": "k: {{ STDID }}\n",
+        "c.sh": "echo {{ STDID }}\n",
+        "d.src": "{{ STDID }}",
+        "e.tf": "v={{ STDID }}\n",
+        "f.env": "X={{ STDID }}\n",
+        "Variables.ps1": "$x={{ STDID }}\n",
+        "g.yml": "k: {{ STDID }}\n",
+        "h.j2": "{{ STDID }}\n",
+        "i.txt": "{{ STDID }}\n",
+        "j.md": "{{ STDID }}\n",
+        "K.SH": "{{ STDID }}\n",
+        ".hid.sh": "{{ STDID }}\n",
+        ".hid.ipynb": "{{ STDID }}\n",
+        ".hid.py": "{{ STDID }}\n",
+        "old-checkpoint.ipynb": "{{ STDID }}\n",
+        "sub/n.ipynb": "{{ STDID }}\n",
         "sub/.ipynb_checkpoints/helper.py": "{{ STDID }}\n",
         "sub/.ipynb_checkpoints/n-checkpoint.ipynb": "{{ STDID }}\n",
-        ".hidden/x.sh": "{{ STDID }}\n", ".hidden/y.txt": "{{ STDID }}\n",
+        ".hidden/x.sh": "{{ STDID }}\n",
+        ".hidden/y.txt": "{{ STDID }}\n",
     }
     for rel, text in files.items():
         (ws / rel).write_text(text)
@@ -142,21 +160,36 @@ def rules_workshop(tmp_path: Path) -> Path:
     return tree
 
 
-def test_rules_of_what_is_rendered_copied_and_dropped(tmp_path: Path, rules_workshop: Path,
-                                                      home: Path) -> None:
+def test_rules_of_what_is_rendered_copied_and_dropped(
+    tmp_path: Path, rules_workshop: Path, home: Path
+) -> None:
     content = Content(make_settings(tmp_path, rules_workshop))
     content.deploy("WKSHP-Rules", 9, home, uid=None, gid=None)
     ws = home / "WKSHP-Rules"
-    rendered = ["0-ReadMeFirst.ipynb", "a.py", "b.yaml", "c.sh", "d.src", "e.tf", "f.env",
-                "Variables.ps1", "sub/n.ipynb", "sub/.ipynb_checkpoints/helper.py",
-                ".hidden/x.sh"]
+    rendered = [
+        "0-ReadMeFirst.ipynb",
+        "a.py",
+        "b.yaml",
+        "c.sh",
+        "d.src",
+        "e.tf",
+        "f.env",
+        "Variables.ps1",
+        "sub/n.ipynb",
+        "sub/.ipynb_checkpoints/helper.py",
+        ".hidden/x.sh",
+    ]
     for rel in rendered:
         assert "9" in (ws / rel).read_text() and "{{" not in (ws / rel).read_text(), rel
         assert mode(ws / rel) == 0o644, rel
     for rel in ("g.yml", "h.j2", "i.txt", "j.md", "K.SH", ".hid.sh", ".hidden/y.txt"):
         assert "{{ STDID }}" in (ws / rel).read_text(), rel
-    for rel in (".hid.ipynb", ".hid.py", "old-checkpoint.ipynb",
-                "sub/.ipynb_checkpoints/n-checkpoint.ipynb"):
+    for rel in (
+        ".hid.ipynb",
+        ".hid.py",
+        "old-checkpoint.ipynb",
+        "sub/.ipynb_checkpoints/n-checkpoint.ipynb",
+    ):
         assert not (ws / rel).exists(), rel
     assert (ws / "d.src").read_text() == "9"
     assert mode(ws / "secret.txt") == 0o600
@@ -166,8 +199,9 @@ def test_rules_of_what_is_rendered_copied_and_dropped(tmp_path: Path, rules_work
     assert (ws / "i.txt").stat().st_mtime == 1_000_000_000
 
 
-def test_dry_run_lists_and_checks_without_writing(tmp_path: Path, rules_workshop: Path,
-                                                  home: Path) -> None:
+def test_dry_run_lists_and_checks_without_writing(
+    tmp_path: Path, rules_workshop: Path, home: Path
+) -> None:
     content = Content(make_settings(tmp_path, rules_workshop))
     report = content.deploy("WKSHP-Rules", 9, home, uid=None, gid=None, dry_run=True)
     actions = dict(report.files)
@@ -185,8 +219,9 @@ def test_workshop_without_readme_fails_cleanly(tmp_path: Path, home: Path) -> No
     assert list(home.iterdir()) == []
 
 
-def test_private_tree_used_when_public_lacks_workshop(tmp_path: Path, samples_dir: Path,
-                                                      home: Path) -> None:
+def test_private_tree_used_when_public_lacks_workshop(
+    tmp_path: Path, samples_dir: Path, home: Path
+) -> None:
     private = tmp_path / "private"
     (private / "WKSHP-Secret").mkdir(parents=True)
     (private / "WKSHP-Secret" / "0-ReadMeFirst.ipynb").write_text("{{ WORKSHOP }}\n")
@@ -205,8 +240,9 @@ def test_custom_workspace_template(tmp_path: Path, samples_dir: Path, home: Path
 
 
 @pytest.mark.fixtures
-def test_fixture_workshops_deploy_with_their_variables(tmp_path: Path, fixtures_dir: Path,
-                                                       home: Path) -> None:
+def test_fixture_workshops_deploy_with_their_variables(
+    tmp_path: Path, fixtures_dir: Path, home: Path
+) -> None:
     from tests.test_templating_oracle import fixture_variables
 
     content = Content(make_settings(tmp_path, fixtures_dir))
@@ -222,15 +258,17 @@ def test_fixture_workshops_deploy_with_their_variables(tmp_path: Path, fixtures_
 
 
 def _useradd(name: str) -> pwd.struct_passwd:
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
     return pwd.getpwnam(name)
 
 
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, setfacl, useradd)")
-def test_ownership_and_admin_acl_as_root(tmp_path: Path, rules_workshop: Path,
-                                         home: Path) -> None:
+def test_ownership_and_admin_acl_as_root(tmp_path: Path, rules_workshop: Path, home: Path) -> None:
     suffix = secrets.token_hex(3)
     student, admin = f"wodt{suffix}s", f"wodt{suffix}a"
     try:
@@ -246,8 +284,9 @@ def test_ownership_and_admin_acl_as_root(tmp_path: Path, rules_workshop: Path,
         assert mode(ws) == 0o775 and mode(ws / "sub") == 0o775
         assert mode(ws / ".ipynb_checkpoints") == 0o771
         assert mode(ws / "wod-generate-pdf.sh") == 0o775
-        acl = subprocess.run(["getfacl", "-p", str(ws / "sub")], capture_output=True,
-                             text=True, check=True).stdout
+        acl = subprocess.run(
+            ["getfacl", "-p", str(ws / "sub")], capture_output=True, text=True, check=True
+        ).stdout
         assert f"user:{admin}:rwx" in acl and f"default:user:{admin}:rwx" in acl
         assert (home / WORKSPACE).stat().st_uid == st.pw_uid
         assert (home / ".jupyter").stat().st_uid == st.pw_uid

@@ -17,14 +17,22 @@ from wod.errors import Permanent
 from wod.settings import load_settings
 
 BIN = Path(sys.executable).parent
-needs_vault = pytest.mark.skipif(not (BIN / "ansible-vault").exists(),
-                                 reason="ansible-vault (test dependency) not installed")
+needs_vault = pytest.mark.skipif(
+    not (BIN / "ansible-vault").exists(), reason="ansible-vault (test dependency) not installed"
+)
 
 
 def ansible_vault(*args: str, cwd: Path, input: str | None = None) -> str:
     env = dict(os.environ, ANSIBLE_HOME=str(cwd / ".ansible"), ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([str(BIN / "ansible-vault"), *args], cwd=cwd, env=env, input=input,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(BIN / "ansible-vault"), *args],
+        cwd=cwd,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -40,14 +48,19 @@ def tree(tmp_path: Path) -> Path:
     (tmp_path / "notebooks" / "WKSHP-Demo").mkdir(parents=True)
     files = {
         pub / "group_vars" / "prod.yml": {"G": "group", "ALL": "group", "W": "group"},
-        pub / "prod" / "variables_WKSHP-Demo.yml": {"W": "public-ws", "WP": "public-ws",
-                                                    "IP-WKSHP-Demo": "10.1.1.1"},
+        pub / "prod" / "variables_WKSHP-Demo.yml": {
+            "W": "public-ws",
+            "WP": "public-ws",
+            "IP-WKSHP-Demo": "10.1.1.1",
+        },
         priv / "prod" / "variables_WKSHP-Demo.yml": {"WP": "private-ws", "ST": "ws"},
         priv / "prod" / "variables_CHLG-Demo.yml": {"WP": "challenge"},
         priv / "prod" / "pass" / "variables_WKSHP-Demo_4.yml": {"ST": "student", "HTTPPORT": 8004},
-        pub / "group_vars" / "all.yml": {"ALL": "public-all", "PA": "public-all",
-                                         "URL": "http://{{ hostvars[inventory_hostname]"
-                                                "['IP-WKSHP-Demo'] }}:{{ HTTPPORT }}/"},
+        pub / "group_vars" / "all.yml": {
+            "ALL": "public-all",
+            "PA": "public-all",
+            "URL": "http://{{ hostvars[inventory_hostname]['IP-WKSHP-Demo'] }}:{{ HTTPPORT }}/",
+        },
         priv / "group_vars" / "all.yml": {"PA": "private-all"},
     }
     for path, values in files.items():
@@ -56,11 +69,19 @@ def tree(tmp_path: Path) -> Path:
 
 
 def make_content(base: Path, **values) -> Content:
-    return Content(load_settings(
-        None, environ={}, notebooks_dir=base / "notebooks", ansible_dir=base / "ansible",
-        private_ansible_dir=base / "private", inventory_group="prod",
-        state_dir=base / "state", variables={"SETTING": "install", "ALL": "settings"},
-        **values))
+    return Content(
+        load_settings(
+            None,
+            environ={},
+            notebooks_dir=base / "notebooks",
+            ansible_dir=base / "ansible",
+            private_ansible_dir=base / "private",
+            inventory_group="prod",
+            state_dir=base / "state",
+            variables={"SETTING": "install", "ALL": "settings"},
+            **values,
+        )
+    )
 
 
 def test_layers_override_in_spec_order(tree: Path) -> None:
@@ -74,8 +95,12 @@ def test_layers_override_in_spec_order(tree: Path) -> None:
     assert values["SETTING"] == "install"
     assert values["PASSSTU"] == "pw"
     assert {k: values[k] for k in ("MODEWS", "DIR", "CHALLENGE", "WORKSHOP", "STDID")} == {
-        "MODEWS": "WKSHP", "DIR": "", "CHALLENGE": "WKSHP-Demo", "WORKSHOP": "WKSHP-Demo",
-        "STDID": "4"}
+        "MODEWS": "WKSHP",
+        "DIR": "",
+        "CHALLENGE": "WKSHP-Demo",
+        "WORKSHOP": "WKSHP-Demo",
+        "STDID": "4",
+    }
     assert "PASSSTU" not in content.variables("WKSHP-Demo", 4)
 
 
@@ -98,8 +123,7 @@ def test_write_student_variables_merges_plain(tree: Path) -> None:
     content = make_content(tree)
     path = content.write_student_variables("WKSHP-Demo", 4, {"PASSSTU": "new"})
     assert path == tree / "private" / "prod" / "pass" / "variables_WKSHP-Demo_4.yml"
-    assert yaml.safe_load(path.read_text()) == {"ST": "student", "HTTPPORT": 8004,
-                                                "PASSSTU": "new"}
+    assert yaml.safe_load(path.read_text()) == {"ST": "student", "HTTPPORT": 8004, "PASSSTU": "new"}
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
@@ -110,8 +134,9 @@ def test_student_file_is_vaulted_and_ansible_vault_can_read_it(tree: Path) -> No
     path = content.write_student_variables("WKSHP-Demo", 6, {"PASSSTU": "s3cret", "PORT": 1})
     assert path.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
     assert "s3cret" not in path.read_text()
-    plain = ansible_vault("view", "--vault-password-file", str(tree / "vault-pass"), str(path),
-                          cwd=tree)
+    plain = ansible_vault(
+        "view", "--vault-password-file", str(tree / "vault-pass"), str(path), cwd=tree
+    )
     assert yaml.safe_load(plain) == {"PASSSTU": "s3cret", "PORT": 1}
     content.write_student_variables("WKSHP-Demo", 6, {"HTTPPORT": 8006})
     values = content.variables("WKSHP-Demo", 6)
@@ -130,20 +155,25 @@ def test_files_encrypted_by_ansible_vault_are_read(tree: Path, vault_id: str | N
     ansible_vault(*args, str(target), cwd=tree)
     header = f"$ANSIBLE_VAULT;1.2;AES256;{vault_id}" if vault_id else "$ANSIBLE_VAULT;1.1;AES256"
     assert target.read_text().startswith(header)
-    values = make_content(tree, vault_password_file=tree / "vault-pass").variables(
-        "WKSHP-Demo", 4)
+    values = make_content(tree, vault_password_file=tree / "vault-pass").variables("WKSHP-Demo", 4)
     assert values["WP"] == "from-vault" and values["PLAIN"] == "é ü"
 
 
 @needs_vault
 def test_inline_vault_values_are_read(tree: Path) -> None:
     (tree / "vault-pass").write_text("inline-pass")
-    snippet = ansible_vault("encrypt_string", "--vault-password-file",
-                            str(tree / "vault-pass"), "--name", "TOKEN", "tok-123", cwd=tree)
+    snippet = ansible_vault(
+        "encrypt_string",
+        "--vault-password-file",
+        str(tree / "vault-pass"),
+        "--name",
+        "TOKEN",
+        "tok-123",
+        cwd=tree,
+    )
     path = tree / "private" / "group_vars" / "all.yml"
     path.write_text("PA: plain\n" + snippet)
-    values = make_content(tree, vault_password_file=tree / "vault-pass").variables(
-        "WKSHP-Demo", 4)
+    values = make_content(tree, vault_password_file=tree / "vault-pass").variables("WKSHP-Demo", 4)
     assert values["TOKEN"] == "tok-123" and values["PA"] == "plain"
 
 
@@ -152,8 +182,9 @@ def test_wrong_or_missing_vault_password_is_a_clear_error(tree: Path) -> None:
     (tree / "vault-pass").write_text("right")
     (tree / "bad-pass").write_text("wrong")
     target = tree / "ansible" / "prod" / "variables_WKSHP-Demo.yml"
-    ansible_vault("encrypt", "--vault-password-file", str(tree / "vault-pass"), str(target),
-                  cwd=tree)
+    ansible_vault(
+        "encrypt", "--vault-password-file", str(tree / "vault-pass"), str(target), cwd=tree
+    )
     with pytest.raises(Permanent, match="wrong vault password") as info:
         make_content(tree, vault_password_file=tree / "bad-pass").variables("WKSHP-Demo", 4)
     assert str(target) in str(info.value)

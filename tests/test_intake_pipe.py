@@ -20,38 +20,57 @@ WOD = [sys.executable, "-c", "from wod.cli import main; main()"]
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "wod.yml"
-    path.write_text(f"state_dir: {tmp_path / 'state'}\nsenders: [{API_DB}]\nuser_max: 40\n"
-                    "max_message_bytes: 100000\n")
+    path.write_text(
+        f"state_dir: {tmp_path / 'state'}\nsenders: [{API_DB}]\nuser_max: 40\n"
+        "max_message_bytes: 100000\n"
+    )
     return path
 
 
-def wod_intake(config: Path, message: bytes, *args: str, env: dict[str, str] | None = None
-               ) -> subprocess.CompletedProcess[bytes]:
+def wod_intake(
+    config: Path, message: bytes, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("WOD_", "SENDER"))}
     environ.update(env or {})
-    return subprocess.run([*WOD, "-c", str(config), "intake", *args], input=message,
-                          capture_output=True, timeout=30, env=environ)
+    return subprocess.run(
+        [*WOD, "-c", str(config), "intake", *args],
+        input=message,
+        capture_output=True,
+        timeout=30,
+        env=environ,
+    )
 
 
 def queue(config: Path) -> JobQueue:
     return JobQueue(config.parent / "state" / "wod.db")
 
 
-MESSAGE = (b"Return-Path: <wod-api@api.example.com>\nTo: wodadmin@backend\n"
-           b"Subject: CREATE 3 77 carol@example.com\n\nWKSHP-API101\n")
+MESSAGE = (
+    b"Return-Path: <wod-api@api.example.com>\nTo: wodadmin@backend\n"
+    b"Subject: CREATE 3 77 carol@example.com\n\nWKSHP-API101\n"
+)
 
 
 def test_accepted_prints_job_id(config: Path) -> None:
     done = wod_intake(config, MESSAGE)
     assert done.returncode == 0, done.stderr
     job = queue(config).job(int(done.stdout))
-    assert (job.request.verb, job.request.stdid, job.request.customer, job.request.email,
-            job.request.channel) == (Verb.CREATE, 3, 77, "carol@example.com", "pipe")
+    assert (
+        job.request.verb,
+        job.request.stdid,
+        job.request.customer,
+        job.request.email,
+        job.request.channel,
+    ) == (Verb.CREATE, 3, 77, "carol@example.com", "pipe")
 
 
 def test_api_db_layout_with_envelope_sender_option(config: Path) -> None:
-    done = wod_intake(config, b"Subject: PURGE [object Promise] 5\nWKSHP-API101\n",
-                      "-f", "WOD-API@api.example.com")
+    done = wod_intake(
+        config,
+        b"Subject: PURGE [object Promise] 5\nWKSHP-API101\n",
+        "-f",
+        "WOD-API@api.example.com",
+    )
     assert done.returncode == 0, done.stderr
     job = queue(config).job(int(done.stdout))
     assert job.request.recover_stdid and job.request.customer == 5
@@ -65,16 +84,19 @@ def test_sender_from_environment(config: Path) -> None:
     assert b"sender 'mallory@evil.example' is not allowed" in refused.stderr
 
 
-@pytest.mark.parametrize(("message", "reason"), [
-    (MESSAGE.replace(b"CREATE", b"DEPLOY"), "unknown verb 'DEPLOY'"),
-    (MESSAGE.replace(b"CREATE 3", b"CREATE 99"), "outside this backend's range 1-40"),
-    (MESSAGE.replace(b"WKSHP-API101", b"../../etc"), "malformed workshop name '../../etc'"),
-    (MESSAGE.replace(b"WKSHP-API101", b"WKSHP-$(id)"), "malformed workshop name"),
-    (MESSAGE.replace(b"WKSHP-API101\n", b""), "no workshop name"),
-    (MESSAGE.replace(b"WKSHP-API101", b"WKSHP-\xe9t\xe9"), "not valid UTF-8"),
-    (MESSAGE.replace(b"carol@example.com", b"carol"), "malformed e-mail address 'carol'"),
-    (MESSAGE + b"x" * 200_000, "message too large"),
-])
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (MESSAGE.replace(b"CREATE", b"DEPLOY"), "unknown verb 'DEPLOY'"),
+        (MESSAGE.replace(b"CREATE 3", b"CREATE 99"), "outside this backend's range 1-40"),
+        (MESSAGE.replace(b"WKSHP-API101", b"../../etc"), "malformed workshop name '../../etc'"),
+        (MESSAGE.replace(b"WKSHP-API101", b"WKSHP-$(id)"), "malformed workshop name"),
+        (MESSAGE.replace(b"WKSHP-API101\n", b""), "no workshop name"),
+        (MESSAGE.replace(b"WKSHP-API101", b"WKSHP-\xe9t\xe9"), "not valid UTF-8"),
+        (MESSAGE.replace(b"carol@example.com", b"carol"), "malformed e-mail address 'carol'"),
+        (MESSAGE + b"x" * 200_000, "message too large"),
+    ],
+)
 def test_rejected_exit_65_reason_recorded(config: Path, message: bytes, reason: str) -> None:
     done = wod_intake(config, message)
     assert done.returncode == 65
@@ -91,7 +113,9 @@ def test_locked_database_exit_75(config: Path) -> None:
     try:
         env = {"WOD_CONFIG": str(config)}
         done = subprocess.run(
-            [*WOD, "intake", "--lock-timeout", "0.3"], input=MESSAGE, capture_output=True,
+            [*WOD, "intake", "--lock-timeout", "0.3"],
+            input=MESSAGE,
+            capture_output=True,
             timeout=60,
             env={**{k: v for k, v in os.environ.items() if not k.startswith("WOD_")}, **env},
             cwd=config.parent,

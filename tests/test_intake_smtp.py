@@ -40,7 +40,10 @@ class Listener:
 
 def start(tmp_path: Path, **overrides: object) -> Listener:
     values: dict[str, object] = {
-        "state_dir": tmp_path, "smtp_port": 0, "senders": [API_DB], "user_max": 120,
+        "state_dir": tmp_path,
+        "smtp_port": 0,
+        "senders": [API_DB],
+        "user_max": 120,
     }
     values.update(overrides)
     settings = Settings(**values)
@@ -80,8 +83,9 @@ def raw_send(port: int, block: bytes, *, reset: bool = False) -> bytes:
         sock.close()
 
 
-def block(subject: str, body: str = "WKSHP-API101", sender: str = API_DB,
-          rcpt: str = COMMANDS) -> bytes:
+def block(
+    subject: str, body: str = "WKSHP-API101", sender: str = API_DB, rcpt: str = COMMANDS
+) -> bytes:
     return api_db_block(subject, body, helo="api-db.example.com", sender=sender, recipient=rcpt)
 
 
@@ -103,7 +107,13 @@ def test_api_db_raw_block_is_queued(listener: Listener, reset: bool) -> None:
     assert len(jobs) == 1
     req = jobs[0].request
     assert (req.verb, req.stdid, req.customer, req.email, req.workshop, req.channel) == (
-        Verb.CREATE, 1, 825, "alice@example.com", "WKSHP-API101", "smtp")
+        Verb.CREATE,
+        1,
+        825,
+        "alice@example.com",
+        "WKSHP-API101",
+        "smtp",
+    )
     assert jobs[0].status == "queued"
 
 
@@ -130,8 +140,10 @@ def test_object_promise_purge_is_queued_for_recovery(listener: Listener) -> None
 
 
 def test_crlf_and_brackets_in_raw_mode(listener: Listener) -> None:
-    data = (b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<WODADMIN@other>\r\n"
-            b"DATA\r\nSubject: RESET 2,4 7\r\n\r\nWKSHP-API101\r\n.\r\nQUIT\r\n")
+    data = (
+        b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<WODADMIN@other>\r\n"
+        b"DATA\r\nSubject: RESET 2,4 7\r\n\r\nWKSHP-API101\r\n.\r\nQUIT\r\n"
+    )
     raw_send(listener.port, data)
     req = wait_for(listener.queue.jobs)[0].request
     assert (req.verb, req.stdids) == (Verb.RESET, [2, 3, 4])
@@ -163,8 +175,10 @@ def test_hundred_concurrent_api_db_clients_all_persisted_once(listener: Listener
 
 
 def test_smtplib_ehlo_dot_stuffing_quit(listener: Listener) -> None:
-    body = b"Subject: CLEANUP 5 6\r\nFrom: API <wod-api@api.example.com>\r\n\r\nWKSHP-API101\r\n" \
-           b".hidden line\r\n"
+    body = (
+        b"Subject: CLEANUP 5 6\r\nFrom: API <wod-api@api.example.com>\r\n\r\nWKSHP-API101\r\n"
+        b".hidden line\r\n"
+    )
     with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
         code, _ = client.ehlo("relay.example.com")
         assert code == 250
@@ -200,13 +214,20 @@ def test_bad_sequences_get_5xx(listener: Listener) -> None:
 def test_wrong_sender_is_refused_and_recorded(listener: Listener) -> None:
     with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
         with pytest.raises(smtplib.SMTPDataError) as info:
-            client.sendmail("mallory@evil.example", [COMMANDS],
-                            b"Subject: CREATE 1 2 a@b.c\r\n\r\nWKSHP-API101\r\n")
+            client.sendmail(
+                "mallory@evil.example",
+                [COMMANDS],
+                b"Subject: CREATE 1 2 a@b.c\r\n\r\nWKSHP-API101\r\n",
+            )
     assert info.value.smtp_code == 550
     assert b"sender 'mallory@evil.example' is not allowed" in info.value.smtp_error
     raw_send(listener.port, block("PURGE 1 2", sender="other@api.example.com"))
-    reasons = [r.reason for r in wait_for(lambda: len(listener.queue.rejections()) >= 2
-                                          and listener.queue.rejections())]
+    reasons = [
+        r.reason
+        for r in wait_for(
+            lambda: len(listener.queue.rejections()) >= 2 and listener.queue.rejections()
+        )
+    ]
     assert any("other@api.example.com" in r for r in reasons)
     assert listener.queue.jobs() == []
 
@@ -218,8 +239,9 @@ def test_client_address_not_allowed(tmp_path: Path) -> None:
             smtplib.SMTP("127.0.0.1", running.port, timeout=5)
         assert info.value.smtp_code == 554
         raw_send(running.port, block("CREATE 1 1 a@b.c"))
-        rejections = wait_for(lambda: len(running.queue.rejections()) >= 2
-                              and running.queue.rejections())
+        rejections = wait_for(
+            lambda: len(running.queue.rejections()) >= 2 and running.queue.rejections()
+        )
         assert "client address 127.0.0.1 is not allowed" in rejections[0].reason
         assert running.queue.jobs() == []
     finally:
@@ -241,8 +263,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("subject", "body", "expected"), BAD, ids=[b[2] for b in BAD])
-def test_bad_input_over_raw_smtp_is_recorded(listener: Listener, subject: str, body: str,
-                                             expected: str) -> None:
+def test_bad_input_over_raw_smtp_is_recorded(
+    listener: Listener, subject: str, body: str, expected: str
+) -> None:
     raw_send(listener.port, block(subject, body))
     rejection = wait_for(listener.queue.rejections)[0]
     assert expected in rejection.reason and rejection.channel == "smtp"
@@ -260,7 +283,8 @@ def test_non_utf8_over_smtplib(listener: Listener) -> None:
 
 def test_ten_megabyte_body(listener: Listener) -> None:
     huge = block("CREATE 1 2 a@b.c", "WKSHP-API101\n" + "x" * 80 + "\n").replace(
-        b"\n.\n", b"\n" + (b"y" * 999 + b"\n") * 10_500 + b".\n")
+        b"\n.\n", b"\n" + (b"y" * 999 + b"\n") * 10_500 + b".\n"
+    )
     raw_send(listener.port, huge)
     rejection = wait_for(listener.queue.rejections, timeout=10)[0]
     assert "message too large" in rejection.reason
@@ -286,8 +310,10 @@ class Collect:
         return "250 OK"
 
 
-WELCOME = ("Subject: Welcome to the Workshops-on-Demand\nFrom: wod-api@api.example.com\n\n"
-           "Your credentials follow.\n.starts with a dot\n")
+WELCOME = (
+    "Subject: Welcome to the Workshops-on-Demand\nFrom: wod-api@api.example.com\n\n"
+    "Your credentials follow.\n.starts with a dot\n"
+)
 
 
 def test_participant_mail_is_relayed_not_parsed(tmp_path: Path) -> None:
@@ -296,8 +322,10 @@ def test_participant_mail_is_relayed_not_parsed(tmp_path: Path) -> None:
     smarthost.start()
     running = start(tmp_path, smarthost=f"127.0.0.1:{smarthost.port}")
     try:
-        data = (b"HELO api\nMAIL FROM: wod-api@api.example.com\nRCPT TO: bob@example.org\n"
-                b"DATA\n" + WELCOME.replace("\n.starts", "\n..starts").encode() + b".\n")
+        data = (
+            b"HELO api\nMAIL FROM: wod-api@api.example.com\nRCPT TO: bob@example.org\n"
+            b"DATA\n" + WELCOME.replace("\n.starts", "\n..starts").encode() + b".\n"
+        )
         raw_send(running.port, data)
         wait_for(lambda: handler.received)
         sender, rcpts, content = handler.received[0]
@@ -351,8 +379,7 @@ def test_database_locked_answers_451_and_nothing_is_acknowledged(tmp_path: Path)
     try:
         with smtplib.SMTP("127.0.0.1", intake.port, timeout=5) as client:
             with pytest.raises(smtplib.SMTPDataError) as info:
-                client.sendmail(API_DB, [COMMANDS],
-                                b"Subject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n")
+                client.sendmail(API_DB, [COMMANDS], b"Subject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n")
         assert info.value.smtp_code == 451
     finally:
         blocker.execute("ROLLBACK")
@@ -365,8 +392,10 @@ def test_stop_drops_an_unfinished_message_and_returns(tmp_path: Path) -> None:
     running = start(tmp_path)
     sock = socket.create_connection(("127.0.0.1", running.port), timeout=5)
     try:
-        sock.sendall(b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<wodadmin@b>\r\n"
-                     b"DATA\r\nSubject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n")
+        sock.sendall(
+            b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<wodadmin@b>\r\n"
+            b"DATA\r\nSubject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n"
+        )
         received = b""
         while b"354" not in received:
             received += sock.recv(1024)

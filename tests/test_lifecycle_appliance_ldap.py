@@ -73,10 +73,15 @@ def test_multi_appliance_target_is_per_student_and_private_variables_win(
 @pytest.mark.parametrize(
     "base, reason",
     [
-        ("x.y.z.t", "variable IP-WKSHP-Sample101 is still the placeholder x.y.z.t: set the "
-                    "appliance address"),
-        ("192.0.2.254", "appliance address for student 3 overflows: 192.0.2.254 + 2 is past "
-                        "192.0.2.255"),
+        (
+            "x.y.z.t",
+            "variable IP-WKSHP-Sample101 is still the placeholder x.y.z.t: set the "
+            "appliance address",
+        ),
+        (
+            "192.0.2.254",
+            "appliance address for student 3 overflows: 192.0.2.254 + 2 is past 192.0.2.255",
+        ),
     ],
 )
 def test_bad_appliance_address_fails_the_create_clearly(
@@ -130,8 +135,7 @@ def test_ldap_workshop_student_binds_with_the_password_the_registry_holds(
 
 
 @pytest.mark.slapd
-def test_wrong_ldap_bind_password_fails_the_job_at_once(install_factory, backend_factory,
-                                                        slapd):
+def test_wrong_ldap_bind_password_fails_the_job_at_once(install_factory, backend_factory, slapd):
     install = install_factory(**slapd.settings(ldap_password="not-the-manager-password"))
     backend = backend_factory(install)
     cust, stdid = backend.customer(S301)
@@ -150,9 +154,14 @@ def test_wrong_ldap_bind_password_fails_the_job_at_once(install_factory, backend
 
 def test_ldap_down_is_retried_then_fails_after_the_attempts(install_factory, backend_factory):
     port = get_free_port()  # nothing listens there
-    install = install_factory(ldap_host="127.0.0.1", ldap_port=port, ldap_password="x",
-                              ldap_domain="dc=wod,dc=test", ldap_timeout=2.0,
-                              retry_max_attempts=3)
+    install = install_factory(
+        ldap_host="127.0.0.1",
+        ldap_port=port,
+        ldap_password="x",
+        ldap_domain="dc=wod,dc=test",
+        ldap_timeout=2.0,
+        retry_max_attempts=3,
+    )
     backend = backend_factory(install)
     cust, stdid = backend.customer(S301)
 
@@ -161,7 +170,8 @@ def test_ldap_down_is_retried_then_fails_after_the_attempts(install_factory, bac
     assert job.status == "failed"
     assert job.attempts == 3
     assert job.reason.startswith(
-        f"gave up after 3 attempts: LDAP server 127.0.0.1:{port} unreachable")
+        f"gave up after 3 attempts: LDAP server 127.0.0.1:{port} unreachable"
+    )
     retried = [s for s in job.steps if s.name == "password"]
     assert [s.status for s in retried] == ["retry", "retry", "retry"]
     assert install.registry.customer(cust["id"])["active"] is False

@@ -83,8 +83,16 @@ def test_cleanup_of_a_non_resettable_workshop_scores_and_frees_the_seat(
             (f"/api/customer/{cid}", {"cleaned": True}),
         ]
         names = [s.name for s in job.steps]
-        assert names == ["workshop", "password", "cleanup-hooks", "completion", "hub",
-                         "report", "release", "cleaned"]
+        assert names == [
+            "workshop",
+            "password",
+            "cleanup-hooks",
+            "completion",
+            "hub",
+            "report",
+            "release",
+            "cleaned",
+        ]
         # The password never reaches the job record.
         assert new_password not in json.dumps(backend.queue.job(job.id).to_dict(steps=True))
 

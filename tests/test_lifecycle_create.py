@@ -53,8 +53,16 @@ def test_create_deploys_and_reports_active(backend):
     assert password not in shown
 
     names = [s.name for s in job.steps]
-    for step in ("workshop", "password", "erase", "appliance", "deploy", "post-copy",
-                 "report", "hub"):
+    for step in (
+        "workshop",
+        "password",
+        "erase",
+        "appliance",
+        "deploy",
+        "post-copy",
+        "report",
+        "hub",
+    ):
         assert step in names
 
 

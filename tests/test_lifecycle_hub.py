@@ -24,8 +24,9 @@ def wait_stopped(hub: Hub, user: str, timeout: float = 15.0) -> None:
 def test_server_runs_after_create_and_is_stopped_by_cleanup_and_purge(
     install_factory, backend_factory, jupyterhub
 ):
-    install = install_factory(hub_url=jupyterhub.url, hub_token=jupyterhub.token,
-                              hub_spawn_wait=30.0)
+    install = install_factory(
+        hub_url=jupyterhub.url, hub_token=jupyterhub.token, hub_spawn_wait=30.0
+    )
     backend = backend_factory(install)
     hub = Hub(jupyterhub.url, jupyterhub.token)
     (a, sa), (b, sb) = backend.customer(S101), backend.customer(S101, email="bob@example.com")

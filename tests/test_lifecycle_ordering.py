@@ -46,8 +46,7 @@ def test_purge_sent_with_a_cleanup_runs_after_it(install_factory, backend_factor
 
     # The api-db's 10-minute "welcome" timeout sends both in the same instant (two
     # connections: the second mail follows as soon as the first is on record).
-    send_in_a_row(backend, [f"CLEANUP {stdid} {cust['id']}", f"PURGE {stdid} {cust['id']}"],
-                  S101)
+    send_in_a_row(backend, [f"CLEANUP {stdid} {cust['id']}", f"PURGE {stdid} {cust['id']}"], S101)
     jobs = backend.wait(3, timeout=30)
 
     cleanup, purge = jobs[1], jobs[2]
@@ -69,8 +68,7 @@ def test_reset_sent_with_a_cleanup_runs_after_it(install_factory, backend_factor
     cust, stdid = backend.customer(S201)
     create(backend, S201, cust, stdid)
 
-    send_in_a_row(backend, [f"CLEANUP {stdid} {cust['id']}", f"RESET {stdid} {cust['id']}"],
-                  S201)
+    send_in_a_row(backend, [f"CLEANUP {stdid} {cust['id']}", f"RESET {stdid} {cust['id']}"], S201)
     jobs = backend.wait(3, timeout=30)
 
     cleanup, reset = jobs[1], jobs[2]
@@ -136,8 +134,7 @@ def test_purge_proceeds_after_the_cleaned_poll_timeout(install_factory, backend_
 def test_malformed_reset_and_purge_are_refused_at_intake(backend):
     cust, _ = backend.customer(S201)
     cid = cust["id"]
-    subjects = [f"RESET 5,3 {cid}", f"RESET 0,3 {cid}", f"RESET 3,99 {cid}",
-                f"PURGE 2,3 {cid}"]
+    subjects = [f"RESET 5,3 {cid}", f"RESET 0,3 {cid}", f"RESET 3,99 {cid}", f"PURGE 2,3 {cid}"]
     for subject in subjects:
         backend.send(subject, S201)
     deadline = time.monotonic() + 10
@@ -169,8 +166,12 @@ def test_a_hanging_hook_is_killed_at_the_timeout_and_fails_the_job(
     install_factory, backend_factory
 ):
     install = install_factory(hook_timeout=1.0)
-    write_hook(install.settings.scripts_dir, "cleanup", S101,
-               "echo 'contacting the appliance'\nsleep 60\necho never")
+    write_hook(
+        install.settings.scripts_dir,
+        "cleanup",
+        S101,
+        "echo 'contacting the appliance'\nsleep 60\necho never",
+    )
     backend = backend_factory(install)
     cust, stdid = backend.customer(S101)
     create(backend, S101, cust, stdid)

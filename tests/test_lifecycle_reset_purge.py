@@ -30,8 +30,7 @@ def test_reset_runs_public_then_private_hooks_and_frees_the_seat(
     install = install_factory(private_scripts_dir=str(tmp_path / "private-scripts"))
     hooks = tmp_path / "hooks"
     record_hook(install, "reset", S201, hooks)
-    record_hook(install, "reset", S201, hooks, folder=tmp_path / "private-scripts",
-                label="private")
+    record_hook(install, "reset", S201, hooks, folder=tmp_path / "private-scripts", label="private")
     backend = backend_factory(install)
     cust, stdid = backend.customer(S201)
     create(backend, S201, cust, stdid)
@@ -45,7 +44,9 @@ def test_reset_runs_public_then_private_hooks_and_frees_the_seat(
 
     assert job.status == "done", (job.reason, job.output)
     assert (hooks / "order").read_text().splitlines() == [
-        f"public reset {stdid}", f"private reset {stdid}"]
+        f"public reset {stdid}",
+        f"private reset {stdid}",
+    ]
     assert read_env(hooks / f"private-reset-{stdid}.env")["randompw"]
     env = read_env(hooks / f"reset-{stdid}.env")
     assert env["stdid"] == str(stdid) and env["w"] == S201 and env["randompw"]
@@ -82,7 +83,10 @@ def test_reset_of_a_range_restores_capacity_and_frees_every_seat(
         assert job.status == "done", (job.reason, job.output)
         assert registry.workshop(wid)["capacity"] == 3
         assert sorted((hooks / "order").read_text().splitlines()) == [
-            "public reset 2", "public reset 3", "public reset 4"]
+            "public reset 2",
+            "public reset 3",
+            "public reset 4",
+        ]
         for stdid in (2, 3, 4):
             assert backend.student(stdid)["assigned"] is False
             assert not (install.home(stdid) / "notes.txt").exists()
@@ -110,8 +114,9 @@ def test_reset_of_a_workshop_that_is_not_resettable_is_refused(backend):
     assert backend.student(stdid)["assigned"] is True
 
 
-def test_reset_without_any_reset_hook_fails_before_changing_anything(install_factory,
-                                                                     backend_factory):
+def test_reset_without_any_reset_hook_fails_before_changing_anything(
+    install_factory, backend_factory
+):
     install = install_factory()
     (install.settings.scripts_dir / f"reset-{S201}.sh").unlink()
     backend = backend_factory(install)
@@ -155,7 +160,12 @@ def test_purge_stops_unassigns_with_the_new_password_in_one_update_and_wipes(
             (f"/api/student/{sid}", {"assigned": False, "password": student["password"]})
         ]
         assert [s.name for s in job.steps] == [
-            "workshop", "wait-cleaned", "hub", "password", "release"]
+            "workshop",
+            "wait-cleaned",
+            "hub",
+            "password",
+            "release",
+        ]
 
 
 # -- idempotence: every verb twice in a row ends as once ---------------------------------
@@ -176,9 +186,16 @@ def _prepare(backend, verb, workshop):
     return subject, stdid, cust["id"]
 
 
-@pytest.mark.parametrize("verb, workshop", [
-    ("CREATE", S101), ("CLEANUP", S101), ("CLEANUP", S201), ("RESET", S201), ("PURGE", S101),
-])
+@pytest.mark.parametrize(
+    "verb, workshop",
+    [
+        ("CREATE", S101),
+        ("CLEANUP", S101),
+        ("CLEANUP", S201),
+        ("RESET", S201),
+        ("PURGE", S101),
+    ],
+)
 def test_each_verb_twice_ends_in_the_same_state_as_once(backend, verb, workshop):
     subject, stdid, customer = _prepare(backend, verb, workshop)
     if verb == "CLEANUP":

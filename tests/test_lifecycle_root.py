@@ -26,7 +26,9 @@ def leftover_process(install, stdid: int) -> subprocess.Popen:
     uid, gid = install.accounts.uid(stdid), install.accounts.gid(stdid)
     proc = subprocess.Popen(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "sleep", "300"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 5
     while not install.accounts.processes(stdid):

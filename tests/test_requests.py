@@ -36,8 +36,13 @@ def reason(raw: bytes, cfg: Settings, sender: str | None = API_DB) -> str:
 def test_create_as_the_api_db_writes_it(cfg: Settings) -> None:
     req = parse_message(api_db_mail("CREATE 1 825 alice@example.com"), cfg, sender=API_DB)
     assert req == Request(
-        verb=Verb.CREATE, stdid=1, stdid_max=1, customer=825, workshop="WKSHP-API101",
-        email="alice@example.com", channel="smtp",
+        verb=Verb.CREATE,
+        stdid=1,
+        stdid_max=1,
+        customer=825,
+        workshop="WKSHP-API101",
+        email="alice@example.com",
+        channel="smtp",
     )
 
 
@@ -48,8 +53,12 @@ def test_well_formed_mail_with_crlf_and_other_headers(cfg: Settings) -> None:
         b"trailing text\r\n"
     )
     req = parse_message(raw, cfg, sender="WOD-API@API.EXAMPLE.COM", channel="pipe")
-    assert (req.verb, req.stdid, req.customer, req.workshop) == (Verb.CLEANUP, 7, 12,
-                                                                  "CHLG-Python101")
+    assert (req.verb, req.stdid, req.customer, req.workshop) == (
+        Verb.CLEANUP,
+        7,
+        12,
+        "CHLG-Python101",
+    )
     assert req.folder == "WKSHP-Python101" and req.mode == "CHLG" and req.channel == "pipe"
 
 
@@ -61,8 +70,9 @@ def test_sender_from_headers_when_no_envelope(cfg: Settings) -> None:
 
 
 def test_mbox_from_line_is_skipped_and_names_the_sender(cfg: Settings) -> None:
-    raw = (b"From wod-api@api.example.com  Mon Jun  3 10:00:00 2024\n"
-           b"Subject: CLEANUP 2 3\n\nWKSHP-A\n")
+    raw = (
+        b"From wod-api@api.example.com  Mon Jun  3 10:00:00 2024\nSubject: CLEANUP 2 3\n\nWKSHP-A\n"
+    )
     assert parse_message(raw, cfg).stdid == 2
     assert "not allowed" in reason(raw.replace(b"wod-api@", b"evil@", 1), cfg, sender=None)
 
@@ -137,8 +147,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("subject", "body", "expected"), [b[1:] for b in BAD],
-                         ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(
+    ("subject", "body", "expected"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
 def test_bad_input_is_rejected_with_a_clear_reason(
     cfg: Settings, subject: str, body: str, expected: str
 ) -> None:
@@ -156,15 +167,18 @@ def test_ten_megabyte_body(cfg: Settings) -> None:
 
 def test_non_utf8(cfg: Settings) -> None:
     assert "workshop line is not valid UTF-8" in reason(
-        b"Subject: CREATE 1 2 a@b.c\nWKSHP-\xff\xfe\n", cfg)
+        b"Subject: CREATE 1 2 a@b.c\nWKSHP-\xff\xfe\n", cfg
+    )
     assert "subject header is not valid UTF-8" in reason(
-        b"Subject: CREATE \xe9 2 a@b.c\nWKSHP-A\n", cfg)
+        b"Subject: CREATE \xe9 2 a@b.c\nWKSHP-A\n", cfg
+    )
 
 
 def test_sender_not_allowed(cfg: Settings) -> None:
     raw = api_db_mail("CREATE 1 2 a@b.c")
     assert "sender 'mallory@evil.example' is not allowed" in reason(
-        raw, cfg, sender="mallory@evil.example")
+        raw, cfg, sender="mallory@evil.example"
+    )
     assert "no sender address" in reason(raw, cfg, sender=None)
     # No list configured: anyone may send.
     open_cfg = Settings(senders=[])
@@ -173,10 +187,31 @@ def test_sender_not_allowed(cfg: Settings) -> None:
 
 # -- fuzzing: the parser never raises anything but Rejected ---------------------------------
 
-TOKENS = st.sampled_from([
-    "CREATE", "CLEANUP", "RESET", "PURGE", "create", "1", "20", "21", "0", "3,5", "5,3", ",",
-    "[object Promise]", "a@b.c", "x", "WKSHP-A", "CHLG-B", "../", "\u00e9", "-1", "99999999999",
-])
+TOKENS = st.sampled_from(
+    [
+        "CREATE",
+        "CLEANUP",
+        "RESET",
+        "PURGE",
+        "create",
+        "1",
+        "20",
+        "21",
+        "0",
+        "3,5",
+        "5,3",
+        ",",
+        "[object Promise]",
+        "a@b.c",
+        "x",
+        "WKSHP-A",
+        "CHLG-B",
+        "../",
+        "\u00e9",
+        "-1",
+        "99999999999",
+    ]
+)
 SUBJECTS = st.lists(TOKENS, max_size=6).map(" ".join) | st.text(max_size=80)
 
 
@@ -191,13 +226,15 @@ def test_fuzz_raw_bytes(raw: bytes) -> None:
 
 
 @hsettings(max_examples=400, deadline=None)
-@given(subject=SUBJECTS, body=st.text(max_size=80) | TOKENS, crlf=st.booleans(),
-       blank=st.booleans())
+@given(
+    subject=SUBJECTS, body=st.text(max_size=80) | TOKENS, crlf=st.booleans(), blank=st.booleans()
+)
 def test_fuzz_structured(subject: str, body: str, crlf: bool, blank: bool) -> None:
     cfg = Settings(senders=[])
     eol = "\r\n" if crlf else "\n"
     raw = f"Subject: {subject}{eol}{eol if blank else ''}{body}{eol}".encode(
-        "utf-8", "surrogatepass")
+        "utf-8", "surrogatepass"
+    )
     try:
         req = parse_message(raw, cfg)
     except Rejected as exc:

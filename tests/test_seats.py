@@ -16,7 +16,10 @@ S201 = "WKSHP-Sample201"  # reset: true
 def wod(install, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "wod", "-c", str(install.config), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(install.root)},
     )
     assert done.returncode == 0, done.stderr
@@ -48,8 +51,13 @@ def test_seats_shows_each_seat_state_and_last_job(backend):
     assert (table[1]["workshop"], table[1]["customer"]) == (S101, a["id"])
     assert table[1]["last_job"]["id"] == jobs[0].id
     assert table[2]["state"] == "cleaned"
-    assert table[2]["last_job"] == {"id": jobs[2].id, "verb": "CLEANUP", "status": "done",
-                                    "reason": "", "finished": jobs[2].finished}
+    assert table[2]["last_job"] == {
+        "id": jobs[2].id,
+        "verb": "CLEANUP",
+        "status": "done",
+        "reason": "",
+        "finished": jobs[2].finished,
+    }
     assert table[3]["state"] == "deployment failed"
     assert table[3]["last_job"]["status"] == "failed"
     assert "WKSHP-Nowhere" in table[3]["last_job"]["reason"]

@@ -24,8 +24,9 @@ WOD = [sys.executable, "-c", "from wod.cli import main; main()"]
 
 def wod(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WOD_")}
-    return subprocess.run([*WOD, "-c", str(config), *args], capture_output=True, text=True,
-                          timeout=30, env=env)
+    return subprocess.run(
+        [*WOD, "-c", str(config), *args], capture_output=True, text=True, timeout=30, env=env
+    )
 
 
 @pytest.fixture
@@ -34,8 +35,10 @@ def backend(tmp_path: Path) -> Iterator[tuple[Path, JobQueue, IntakeThread]]:
     queue = JobQueue(settings.db_path)
     thread = SmtpIntake(settings, queue).run_in_thread()
     config = tmp_path / "wod.yml"
-    config.write_text(f"state_dir: {tmp_path / 'client'}\nsmtp_host: 127.0.0.1\n"
-                      f"smtp_port: {thread.port}\nsenders: [{API_DB}]\n")
+    config.write_text(
+        f"state_dir: {tmp_path / 'client'}\nsmtp_host: 127.0.0.1\n"
+        f"smtp_port: {thread.port}\nsenders: [{API_DB}]\n"
+    )
     try:
         yield config, queue, thread
     finally:
@@ -79,10 +82,13 @@ def test_raw_bytes_are_the_api_dbs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "220 recorder" in done.stdout
     host = socket.gethostname()
-    assert seen["block"] == (
-        f"HELO {host}\nMAIL FROM: {API_DB}\nRCPT TO: wod@{host}\nDATA\n"
-        "Subject: CREATE 1 1 alice@example.com\nWKSHP-API101\n.\n"
-    ).encode()
+    assert (
+        seen["block"]
+        == (
+            f"HELO {host}\nMAIL FROM: {API_DB}\nRCPT TO: wod@{host}\nDATA\n"
+            "Subject: CREATE 1 1 alice@example.com\nWKSHP-API101\n.\n"
+        ).encode()
+    )
     assert seen["after"] == b""
 
 
@@ -92,7 +98,13 @@ def test_raw_send_is_queued(backend: tuple[Path, JobQueue, IntakeThread]) -> Non
     assert done.returncode == 0, done.stderr
     req = wait_jobs(queue, 1)[0].request
     assert (req.verb, req.stdid, req.customer, req.email, req.workshop, req.folder) == (
-        Verb.CREATE, 4, 825, "dan@example.com", "CHLG-API101", "WKSHP-API101")
+        Verb.CREATE,
+        4,
+        825,
+        "dan@example.com",
+        "CHLG-API101",
+        "WKSHP-API101",
+    )
 
 
 def test_reset_range_and_range_option(backend: tuple[Path, JobQueue, IntakeThread]) -> None:
@@ -105,7 +117,10 @@ def test_reset_range_and_range_option(backend: tuple[Path, JobQueue, IntakeThrea
     jobs = sorted(wait_jobs(queue, 4), key=lambda j: j.request.stdid)
     assert (jobs[0].request.verb, jobs[0].request.stdids) == (Verb.RESET, [2, 3, 4])
     assert [(j.request.verb, j.request.stdid, j.request.customer) for j in jobs[1:]] == [
-        (Verb.CLEANUP, 5, 9), (Verb.CLEANUP, 6, 9), (Verb.CLEANUP, 7, 9)]
+        (Verb.CLEANUP, 5, 9),
+        (Verb.CLEANUP, 6, 9),
+        (Verb.CLEANUP, 7, 9),
+    ]
 
 
 def test_smtplib_mode_shows_the_answer(backend: tuple[Path, JobQueue, IntakeThread]) -> None:
@@ -120,11 +135,13 @@ def test_smtplib_mode_shows_the_answer(backend: tuple[Path, JobQueue, IntakeThre
     assert "missing arguments" in queue.rejections()[0].reason
 
 
-def test_object_promise_as_the_api_db_sends_it(backend: tuple[Path, JobQueue, IntakeThread]
-                                               ) -> None:
+def test_object_promise_as_the_api_db_sends_it(
+    backend: tuple[Path, JobQueue, IntakeThread],
+) -> None:
     config, queue, _ = backend
-    assert wod(config, "send", "PURGE", "[object Promise]", "3", "-w",
-               "WKSHP-API101").returncode == 0
+    assert (
+        wod(config, "send", "PURGE", "[object Promise]", "3", "-w", "WKSHP-API101").returncode == 0
+    )
     req = wait_jobs(queue, 1)[0].request
     assert req.recover_stdid and req.customer == 3
 

@@ -93,7 +93,9 @@ def test_cli_settings_reports_errors_without_traceback(tmp_path):
     path = write(tmp_path, "colour: blue\n")
     proc = subprocess.run(
         [sys.executable, "-m", "wod", "-c", str(path), "settings"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "unknown setting 'colour'" in proc.stderr

@@ -21,11 +21,19 @@ from wod.content.deploy import template_files
 from wod.content.templating import Renderer, TemplateFailure
 
 BIN = Path(sys.executable).parent
-FIXTURES = ["WKSHP-API101", "WKSHP-Ansible101", "WKSHP-Docker101", "WKSHP-GO101",
-            "WKSHP-Podman201", "WKSHP-Python101"]
+FIXTURES = [
+    "WKSHP-API101",
+    "WKSHP-Ansible101",
+    "WKSHP-Docker101",
+    "WKSHP-GO101",
+    "WKSHP-Podman201",
+    "WKSHP-Python101",
+]
 
-pytestmark = pytest.mark.skipif(not (BIN / "ansible-playbook").exists(),
-                                reason="ansible-playbook (test dependency) not installed")
+pytestmark = pytest.mark.skipif(
+    not (BIN / "ansible-playbook").exists(),
+    reason="ansible-playbook (test dependency) not installed",
+)
 
 PLAYBOOK = """\
 - hosts: all
@@ -47,13 +55,21 @@ def fixture_variables(stdid: int = 7, mode: str = "WKSHP") -> dict:
     """Values for every variable the fixtures use (some only a private repo would give);
     ``WORKSHOP`` and ``CHALLENGE`` are set per file."""
     values = {
-        "MODEWS": mode, "DIR": "",
-        "STDID": str(stdid), "PASSSTU": "s3cr3t-Pw", "HTTPPORT": "8080",
-        "OCENDPOINT": "https://oc.example.com", "BRANDING": "Acme",
-        "BRANDINGWOD": "Acme Workshops-on-Demand", "BRANDINGLOGO": "![logo](Pictures/logo.png)",
-        "BRANDINGURL": "https://wod.example.com", "SURVEYURL": "https://survey.example.com/w",
-        "SURVEYCHALURL": "https://survey.example.com/c", "WODBEEXTFQDN": "backend.example.com",
-        "HTTPPORT-WKSHP-Ansible101": "8081", "LABPREFIX": "lab",
+        "MODEWS": mode,
+        "DIR": "",
+        "STDID": str(stdid),
+        "PASSSTU": "s3cr3t-Pw",
+        "HTTPPORT": "8080",
+        "OCENDPOINT": "https://oc.example.com",
+        "BRANDING": "Acme",
+        "BRANDINGWOD": "Acme Workshops-on-Demand",
+        "BRANDINGLOGO": "![logo](Pictures/logo.png)",
+        "BRANDINGURL": "https://wod.example.com",
+        "SURVEYURL": "https://survey.example.com/w",
+        "SURVEYCHALURL": "https://survey.example.com/c",
+        "WODBEEXTFQDN": "backend.example.com",
+        "HTTPPORT-WKSHP-Ansible101": "8081",
+        "LABPREFIX": "lab",
     }
     for name in FIXTURES:
         values[f"IP-{name}"] = "192.0.2.10"
@@ -65,20 +81,36 @@ def run_ansible(pairs: list[tuple[Path, Path, str]], variables: dict, work: Path
     work.mkdir(parents=True, exist_ok=True)
     (work / "pb.yml").write_text(PLAYBOOK)
     (work / "inventory").write_text(
-        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
     data = dict(variables)
-    data["wod_oracle_files"] = [{"src": str(s), "dest": str(d), "workshop": w}
-                                for s, d, w in pairs]
+    data["wod_oracle_files"] = [{"src": str(s), "dest": str(d), "workshop": w} for s, d, w in pairs]
     # Extra variables: like upstream's runtime values, and never templated away.
     (work / "vars.yml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    env = dict(os.environ, ANSIBLE_HOME=str(work / "home"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(work / "tmp"), ANSIBLE_DEPRECATION_WARNINGS="False",
-               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_RETRY_FILES_ENABLED="False",
-               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        ANSIBLE_HOME=str(work / "home"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
+        ANSIBLE_DEPRECATION_WARNINGS="False",
+        ANSIBLE_LOCALHOST_WARNING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+    )
     done = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(work / "inventory"), str(work / "pb.yml"),
-         "-e", f"@{work / 'vars.yml'}"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(work / "inventory"),
+            str(work / "pb.yml"),
+            "-e",
+            f"@{work / 'vars.yml'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -123,10 +155,18 @@ TRICKY = {
 }
 
 TRICKY_VARS = {
-    "STDID": "7", "MODEWS": "WKSHP", "PASSSTU": "pw", "IP-WKSHP-X": "198.51.100.4",
-    "DERIVED": "{{ STDID }}-derived", "NESTED": {"url": "http://h/{{ STDID }}"},
-    "NONE": None, "YES": True, "NUM": 42, "FLOAT": 1.5,
-    "LIST": [1, "two", 3.0], "MAP": {"b": [1, 2], "a": "\u00e9t\u00e9", "c": {"d": None}},
+    "STDID": "7",
+    "MODEWS": "WKSHP",
+    "PASSSTU": "pw",
+    "IP-WKSHP-X": "198.51.100.4",
+    "DERIVED": "{{ STDID }}-derived",
+    "NESTED": {"url": "http://h/{{ STDID }}"},
+    "NONE": None,
+    "YES": True,
+    "NUM": 42,
+    "FLOAT": 1.5,
+    "LIST": [1, "two", 3.0],
+    "MAP": {"b": [1, 2], "a": "\u00e9t\u00e9", "c": {"d": None}},
 }
 
 
@@ -152,8 +192,9 @@ def oracle(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Path
         (root / "src" / group).mkdir(parents=True)
         for name, data in files.items():
             (root / "src" / group / name).write_bytes(data)
-            pairs.append((root / "src" / group / name, root / "ansible" / group / name,
-                          "WKSHP-Oracle"))
+            pairs.append(
+                (root / "src" / group / name, root / "ansible" / group / name, "WKSHP-Oracle")
+            )
     for _, dest, _ in pairs:
         dest.parent.mkdir(parents=True, exist_ok=True)
     variables = {**fixture_variables(), **TRICKY_VARS}
@@ -164,15 +205,15 @@ def oracle(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Path
 
 def _ours(source: Path, workshop: str, name: str | None = None) -> bytes:
     renderer = Renderer()
-    variables = {**fixture_variables(), **TRICKY_VARS, "WORKSHOP": workshop,
-                 "CHALLENGE": workshop}
+    variables = {**fixture_variables(), **TRICKY_VARS, "WORKSHOP": workshop, "CHALLENGE": workshop}
     return renderer.render(renderer.compile_file(source, name), renderer.variables(variables))
 
 
 @pytest.mark.fixtures
 @pytest.mark.parametrize("workshop", FIXTURES)
-def test_fixture_workshop_renders_like_ansible(workshop: str, fixtures_dir: Path,
-                                               oracle: Path) -> None:
+def test_fixture_workshop_renders_like_ansible(
+    workshop: str, fixtures_dir: Path, oracle: Path
+) -> None:
     src = fixtures_dir / workshop
     files = template_files(src)
     assert files, f"{workshop} has no templated file"
@@ -180,7 +221,8 @@ def test_fixture_workshop_renders_like_ansible(workshop: str, fixtures_dir: Path
         dest = oracle / "ansible" / workshop / source.relative_to(src)
         assert dest.is_file(), f"ansible did not render {source.relative_to(src)}"
         assert _ours(source, workshop) == dest.read_bytes(), (
-            f"{workshop}/{source.relative_to(src)} differs")
+            f"{workshop}/{source.relative_to(src)} differs"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(TRICKY))

@@ -42,7 +42,11 @@ def password_matches(password: str, stored: str) -> bool:
             return False
         expected = bytes.fromhex(digest)
         computed = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+            password.encode(),
+            salt=bytes.fromhex(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
             dklen=len(expected),
         )
     except (ValueError, TypeError):

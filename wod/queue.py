@@ -564,10 +564,7 @@ class JobQueue:
 
     def history(self, stdid_min: int, stdid_max: int) -> list[Job]:
         """Jobs touching any student in ``[stdid_min, stdid_max]``, oldest first."""
-        sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE stdid_min <= ? AND stdid_max >= ? "
-            "ORDER BY id"
-        )
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE stdid_min <= ? AND stdid_max >= ? ORDER BY id"
         return [self._job(r) for r in self._conn().execute(sql, (stdid_max, stdid_min))]
 
     def rejections(self, limit: int = 100) -> list[Rejection]:

@@ -65,7 +65,7 @@ class Request:
     def folder(self) -> str:
         """Content folder name: ``CHLG-X`` -> ``WKSHP-X``."""
         if self.workshop.startswith("CHLG-"):
-            return "WKSHP-" + self.workshop[len("CHLG-"):]
+            return "WKSHP-" + self.workshop[len("CHLG-") :]
         return self.workshop
 
     @property
@@ -358,9 +358,7 @@ def parse_message(
     (case-insensitive).
     """
     if len(raw) > settings.max_message_bytes:
-        raise Rejected(
-            f"message too large: {len(raw)} bytes (limit {settings.max_message_bytes})"
-        )
+        raise Rejected(f"message too large: {len(raw)} bytes (limit {settings.max_message_bytes})")
     if not raw.strip():
         raise Rejected("empty message")
     mbox_sender = None
@@ -375,8 +373,9 @@ def parse_message(
     if "subject" not in headers:
         raise Rejected("no Subject header: expected e.g. 'Subject: CREATE 1 2 a@b.c'")
     subject = _decoded_header(headers["subject"])
-    mime = "content-transfer-encoding" in headers or "multipart" in headers.get(
-        "content-type", ""
-    ).lower()
+    mime = (
+        "content-transfer-encoding" in headers
+        or "multipart" in headers.get("content-type", "").lower()
+    )
     text = _mime_body(raw) if (mime and separated) else _body_text(body)
     return parse_fields(subject, text, settings, channel=channel)

@@ -123,20 +123,19 @@ class Settings(BaseModel):
         "http://127.0.0.1:8021/api", "Base URL of the api-db REST API.", "WODAPIDBEXTURL"
     )
     apidb_user: str = setting("moderator", "api-db login name.", "WODAPIDBUSER")
-    apidb_password: str = setting(
-        "", "api-db login password.", "WODAPIDBUSERPWD", secret=True
-    )
+    apidb_password: str = setting("", "api-db login password.", "WODAPIDBUSERPWD", secret=True)
     apidb_timeout: float = setting(10.0, "Seconds before an api-db call is abandoned.")
     cleaned_poll_timeout: float = setting(
-        900.0, "Longest wait (s) for the api-db to report a customer cleaned before "
-        "RESET/PURGE."
+        900.0, "Longest wait (s) for the api-db to report a customer cleaned before RESET/PURGE."
     )
     cleaned_poll_interval: float = setting(20.0, "Seconds between 'cleaned' polls.")
 
     # -- JupyterHub -------------------------------------------------------------------
     hub_url: str = setting("http://127.0.0.1:8000", "JupyterHub base URL.", "WODBEAPIURL")
     hub_token: str = setting(
-        "", "JupyterHub API token (scopes admin:servers, admin:users).", "WODBETOKEN",
+        "",
+        "JupyterHub API token (scopes admin:servers, admin:users).",
+        "WODBETOKEN",
         secret=True,
     )
     hub_timeout: float = setting(15.0, "Seconds before a JupyterHub call is abandoned.")
@@ -148,7 +147,8 @@ class Settings(BaseModel):
     smtp_host: str = setting("127.0.0.1", "Address the SMTP listener binds to.")
     smtp_port: int = setting(25, "Port of the SMTP listener.", "WODPOSTPORT")
     senders: list[str] = setting(
-        [], "Envelope senders whose requests are accepted (the api-db's address).",
+        [],
+        "Envelope senders whose requests are accepted (the api-db's address).",
         "WODSENDER",
     )
     allowed_clients: list[str] = setting(
@@ -168,8 +168,10 @@ class Settings(BaseModel):
     http_host: str = setting("127.0.0.1", "Address of the HTTP API and dashboard.")
     http_port: int = setting(8025, "Port of the HTTP API and dashboard.")
     http_token: str = setting(
-        "", "Token required on POST /api/requests (header Authorization: Bearer); empty = "
-        "only allowed_clients are checked.", secret=True,
+        "",
+        "Token required on POST /api/requests (header Authorization: Bearer); empty = "
+        "only allowed_clients are checked.",
+        secret=True,
     )
 
     # -- workers and retries ----------------------------------------------------------
@@ -183,29 +185,30 @@ class Settings(BaseModel):
     ldap_host: str | None = setting(None, "LDAP server host.", "WODLDAPSRVNAME")
     ldap_port: int = setting(389, "LDAP server port.", "WODLDAPPORT")
     ldap_domain: str = setting(
-        "dc=example,dc=com", "LDAP base DN; students are uid=<account>,ou=People,<base>.",
+        "dc=example,dc=com",
+        "LDAP base DN; students are uid=<account>,ou=People,<base>.",
         "WODLDAPDMN",
     )
-    ldap_bind_dn: str | None = setting(
-        None, "DN to bind as (default cn=Manager,<ldap_domain>)."
-    )
+    ldap_bind_dn: str | None = setting(None, "DN to bind as (default cn=Manager,<ldap_domain>).")
     ldap_password: str = setting("", "LDAP bind password.", "WODLDAPPWD", secret=True)
     ldap_tls: Literal["none", "starttls", "ldaps"] = setting(
         "none", "Transport security towards LDAP."
     )
     ldap_timeout: float = setting(10.0, "Seconds before an LDAP operation is abandoned.")
     ldap_ca_file: Path | None = setting(
-        None, "CA certificate(s) (PEM) checking the LDAP server with starttls/ldaps; "
-        "unset = the system store."
+        None,
+        "CA certificate(s) (PEM) checking the LDAP server with starttls/ldaps; "
+        "unset = the system store.",
     )
 
     # -- the standalone registry (wod registry) ---------------------------------------
     registry_db_url: str | None = setting(
-        None, "SQLAlchemy URL of the registry's database; unset = SQLite file "
-        "<state_dir>/registry.db."
+        None,
+        "SQLAlchemy URL of the registry's database; unset = SQLite file <state_dir>/registry.db.",
     )
     registry_secret: str = setting(
-        "", "Signing secret of the registry's access tokens; empty = a random one per start.",
+        "",
+        "Signing secret of the registry's access tokens; empty = a random one per start.",
         secret=True,
     )
     registry_token_ttl: float = setting(
@@ -289,7 +292,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name == "config":
             continue
         if name.upper() in UPSTREAM_ALIASES:
@@ -387,6 +390,12 @@ def settings_reference() -> list[tuple[str, str, str, str]]:
     for name, field in Settings.model_fields.items():
         default = field.default
         upstream = (field.json_schema_extra or {}).get("upstream") or ""
-        rows.append((name, repr(default) if not isinstance(default, Path) else str(default),
-                     str(upstream), field.description or ""))
+        rows.append(
+            (
+                name,
+                repr(default) if not isinstance(default, Path) else str(default),
+                str(upstream),
+                field.description or "",
+            )
+        )
     return rows

@@ -72,7 +72,9 @@ def _make_install(
         tag = secrets.token_hex(2)
         ids = 62000 + 100 * secrets.randbelow(30)
         settings_values.update(
-            account_pattern=f"w{tag}s{{n}}", uid_base=ids, gid_base=ids,
+            account_pattern=f"w{tag}s{{n}}",
+            uid_base=ids,
+            gid_base=ids,
             students_dir=str(base / "students"),
         )
     settings_values.update(values)
@@ -114,8 +116,9 @@ class Backend:
         self.install = install
         self.settings = install.settings
         self.queue = JobQueue(install.settings.db_path)
-        self.server = Server(install.settings, queue=self.queue, poll_interval=0.1,
-                             **server_options)
+        self.server = Server(
+            install.settings, queue=self.queue, poll_interval=0.1, **server_options
+        )
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self.server.serve()), name="wod-serve", daemon=True
         )
@@ -133,7 +136,10 @@ class Backend:
     def send(self, subject: str, workshop: str) -> None:
         """Send a request exactly as the api-db does (SPEC 2.2 raw block)."""
         block = api_db_block(
-            subject, workshop, helo="apidb.test", sender=SENDER,
+            subject,
+            workshop,
+            helo="apidb.test",
+            sender=SENDER,
             recipient=f"{self.settings.command_mailbox}@backend.test",
         )
         greeting = send_raw("127.0.0.1", self.server.smtp_port, block)

@@ -20,8 +20,14 @@ def write_hook(folder: Path, kind: str, workshop: str, body: str) -> Path:
     return script
 
 
-def record_hook(install: Install, kind: str, workshop: str, log_dir: Path,
-                folder: Path | None = None, label: str = "public") -> Path:
+def record_hook(
+    install: Install,
+    kind: str,
+    workshop: str,
+    log_dir: Path,
+    folder: Path | None = None,
+    label: str = "public",
+) -> Path:
     """A hook that writes its environment to ``log_dir/[<label>-]<kind>-<stdid>.env`` (no
     prefix for the public one) and appends
     ``<label> <kind> <stdid>`` to ``log_dir/order`` (outside the homes, which get wiped)."""
@@ -30,7 +36,9 @@ def record_hook(install: Install, kind: str, workshop: str, log_dir: Path,
     assert folder is not None
     prefix = "" if label == "public" else f"{label}-"
     return write_hook(
-        folder, kind, workshop,
+        folder,
+        kind,
+        workshop,
         f'env > "{log_dir}/{prefix}{kind}-$stdid.env"\n'
         f'echo "{label} {kind} $stdid" >> "{log_dir}/order"\n'
         f'echo "{label} {kind} hook ran for $stdid"',
@@ -91,7 +99,8 @@ def state(backend: Backend, stdid: int, customer: int) -> dict[str, Any]:
     return {
         "assigned": student["assigned"],
         "password_works": backend.install.accounts.verify_password(stdid, student["password"])
-        if student["password"] else None,
+        if student["password"]
+        else None,
         "active": cust["active"],
         "cleaned": cust["cleaned"],
         "completion": cust["completionPercentage"],

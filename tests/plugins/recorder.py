@@ -82,8 +82,12 @@ def recording_registry(registry: Any) -> Iterator[Recorder]:
     recorder = Recorder(f"http://127.0.0.1:{port}/api")
     server = uvicorn.Server(
         uvicorn.Config(
-            _wrap(registry.app, recorder), host="127.0.0.1", port=port,
-            log_level="warning", lifespan="off", access_log=False,
+            _wrap(registry.app, recorder),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
     )
     thread = threading.Thread(target=server.run, name=f"recorder-{port}", daemon=True)

@@ -36,7 +36,10 @@ pass_ctx = click.make_pass_decorator(Context)
 
 @click.group()
 @click.option(
-    "-c", "--config", envvar="WOD_CONFIG", type=click.Path(dir_okay=False),
+    "-c",
+    "--config",
+    envvar="WOD_CONFIG",
+    type=click.Path(dir_okay=False),
     help="Settings file (default: $WOD_CONFIG, ./wod.yml, /etc/wod/wod.yml).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")

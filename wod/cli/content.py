@@ -40,22 +40,42 @@ def _extra(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-student_option = click.option("--student", "-s", "stdid", type=int, required=True,
-                              help="Student number N (account student<N>).")
-var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-                          help="Extra variable (highest precedence); repeatable.")
+student_option = click.option(
+    "--student",
+    "-s",
+    "stdid",
+    type=int,
+    required=True,
+    help="Student number N (account student<N>).",
+)
+var_option = click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra variable (highest precedence); repeatable.",
+)
 
 
 @click.command("deploy")
 @click.argument("workshop")
 @student_option
 @click.option("--dry-run", is_flag=True, help="List what would be copied/rendered; write nothing.")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
-              help="Deploy into this folder instead of the student's home.")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Deploy into this folder instead of the student's home.",
+)
 @var_option
 @pass_ctx
-def deploy(ctx: Context, workshop: str, stdid: int, dry_run: bool, home: Path | None,
-           variables: tuple[str, ...]) -> None:
+def deploy(
+    ctx: Context,
+    workshop: str,
+    stdid: int,
+    dry_run: bool,
+    home: Path | None,
+    variables: tuple[str, ...],
+) -> None:
     """Deploy WORKSHOP into a student's home, as a CREATE would (SPEC 4.3)."""
     from wod.content.service import Content
 
@@ -63,18 +83,23 @@ def deploy(ctx: Context, workshop: str, stdid: int, dry_run: bool, home: Path | 
     uid, gid = _owner(ctx, stdid)
     target = home or ctx.settings.home(stdid)
     try:
-        report = content.deploy(workshop, stdid, target, uid=uid, gid=gid, dry_run=dry_run,
-                                extra=_extra(variables))
+        report = content.deploy(
+            workshop, stdid, target, uid=uid, gid=gid, dry_run=dry_run, extra=_extra(variables)
+        )
     except WodError as exc:
         raise click.ClickException(exc.reason) from None
     if dry_run:
         for rel, action in report.files:
             click.echo(f"{action:7} {rel}")
-        click.echo(f"dry run: {report.rendered} to render, {report.copied} to copy, "
-                   f"{report.links} links, {report.folders} folders; every template renders")
+        click.echo(
+            f"dry run: {report.rendered} to render, {report.copied} to copy, "
+            f"{report.links} links, {report.folders} folders; every template renders"
+        )
         return
-    click.echo(f"deployed {report.workshop} to {report.path}: {report.rendered} rendered, "
-               f"{report.copied} copied, {report.bytes} bytes in {report.seconds * 1000:.1f} ms")
+    click.echo(
+        f"deployed {report.workshop} to {report.path}: {report.rendered} rendered, "
+        f"{report.copied} copied, {report.bytes} bytes in {report.seconds * 1000:.1f} ms"
+    )
 
 
 @click.command("vars")
@@ -83,8 +108,9 @@ def deploy(ctx: Context, workshop: str, stdid: int, dry_run: bool, home: Path | 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @var_option
 @pass_ctx
-def vars_(ctx: Context, workshop: str, stdid: int, as_json: bool,
-          variables: tuple[str, ...]) -> None:
+def vars_(
+    ctx: Context, workshop: str, stdid: int, as_json: bool, variables: tuple[str, ...]
+) -> None:
     """Show the variables WORKSHOP's templates see for a student, and their origin."""
     from wod.content.service import Content
 
@@ -94,8 +120,9 @@ def vars_(ctx: Context, workshop: str, stdid: int, as_json: bool,
     except WodError as exc:
         raise click.ClickException(exc.reason) from None
     if as_json:
-        click.echo(json.dumps({n: {"value": v, "origin": o} for n, v, o in rows},
-                              indent=2, default=str))
+        click.echo(
+            json.dumps({n: {"value": v, "origin": o} for n, v, o in rows}, indent=2, default=str)
+        )
         return
     width = max((len(n) for n, _, _ in rows), default=0)
     for name, value, origin in rows:
@@ -105,8 +132,11 @@ def vars_(ctx: Context, workshop: str, stdid: int, as_json: bool,
 @click.command("completion")
 @click.argument("workshop")
 @student_option
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
-              help="Measure this folder's copy instead of the student's home.")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Measure this folder's copy instead of the student's home.",
+)
 @pass_ctx
 def completion(ctx: Context, workshop: str, stdid: int, home: Path | None) -> None:
     """Completion ratio (executed / all code cells) of a student's copy of WORKSHOP."""

@@ -10,8 +10,14 @@ COMMANDS = ["demo"]
 
 
 @click.command("demo")
-@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".demo"), show_default=True, help="Install folder (recreated).")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".demo"),
+    show_default=True,
+    help="Install folder (recreated).",
+)
 def demo(root: Path) -> None:
     """Register a participant, send the api-db's CREATE mail, show the deployed seat."""
     from wod.ops.demo import run_demo
@@ -22,9 +28,11 @@ def demo(root: Path) -> None:
         logs = f"{root}/serve.log, {root}/registry.log"
         raise click.ClickException(f"{exc} (logs in {logs})") from None
     job, s = result.job, result.settings
-    click.echo(f"5. job #{job['id']} {job['status']} in {job['seconds'] * 1000:.0f} ms "
-               f"(persisted {result.ack_ms:.1f} ms after the mail was sent; "
-               f"mail to finished {result.total_ms:.0f} ms)")
+    click.echo(
+        f"5. job #{job['id']} {job['status']} in {job['seconds'] * 1000:.0f} ms "
+        f"(persisted {result.ack_ms:.1f} ms after the mail was sent; "
+        f"mail to finished {result.total_ms:.0f} ms)"
+    )
     click.echo("\n   step            ms  output")
     for step in job["steps"]:
         out = (step["output"] or "").strip().replace("\n", " | ")
@@ -38,10 +46,16 @@ def demo(root: Path) -> None:
         click.echo(f"     {line}")
     st, cu = result.student, result.customer
     click.echo("\n7. the registry (api-db) now holds:")
-    click.echo(f"   student {st['id']}: username={st['username']} password={st['password']} "
-               f"assigned={bool(st['assigned'])}")
-    click.echo(f"   customer {cu['id']}: email={cu['email']} active={bool(cu['active'])} "
-               f"studentId={cu['studentId']}")
+    click.echo(
+        f"   student {st['id']}: username={st['username']} password={st['password']} "
+        f"assigned={bool(st['assigned'])}"
+    )
+    click.echo(
+        f"   customer {cu['id']}: email={cu['email']} active={bool(cu['active'])} "
+        f"studentId={cu['studentId']}"
+    )
     click.echo("   (the api-db would now e-mail these credentials to the participant)")
-    click.echo(f"\nEverything is kept in {result.root}: wod -c {result.root}/wod.yml jobs show "
-               f"{job['id']} | seats")
+    click.echo(
+        f"\nEverything is kept in {result.root}: wod -c {result.root}/wod.yml jobs show "
+        f"{job['id']} | seats"
+    )

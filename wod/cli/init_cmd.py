@@ -19,8 +19,14 @@ COMMANDS = ["init"]
 @click.option("--smtp-port", type=int, default=2525, show_default=True)
 @click.option("--http-port", type=int, default=8025, show_default=True)
 @click.option("--registry-port", type=int, default=8021, show_default=True)
-def init(directory: Path, force: bool, no_samples: bool, smtp_port: int, http_port: int,
-         registry_port: int) -> None:
+def init(
+    directory: Path,
+    force: bool,
+    no_samples: bool,
+    smtp_port: int,
+    http_port: int,
+    registry_port: int,
+) -> None:
     """Create a self-contained local install under DIRECTORY."""
     values = {
         "smtp_port": smtp_port,
@@ -29,7 +35,9 @@ def init(directory: Path, force: bool, no_samples: bool, smtp_port: int, http_po
     }
     try:
         config = init_install(
-            directory, force=force, values=values,
+            directory,
+            force=force,
+            values=values,
             **({"samples": None} if no_samples else {}),
         )
         load_settings(config, environ={})

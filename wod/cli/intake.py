@@ -17,10 +17,19 @@ COMMANDS = ["intake", "send"]
 
 
 @click.command("intake")
-@click.option("-f", "--from", "sender", help="Envelope sender (default: $SENDER, then the "
-              "Return-Path/From header).")
-@click.option("--lock-timeout", type=float, default=30.0, show_default=True,
-              help="Seconds to wait for a busy job database before exiting 75.")
+@click.option(
+    "-f",
+    "--from",
+    "sender",
+    help="Envelope sender (default: $SENDER, then the Return-Path/From header).",
+)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for a busy job database before exiting 75.",
+)
 @pass_ctx
 def intake(ctx: Context, sender: str | None, lock_timeout: float) -> None:
     """Read one mail on stdin and queue it (procmail / Postfix mailbox_command).
@@ -51,19 +60,36 @@ def intake(ctx: Context, sender: str | None, lock_timeout: float) -> None:
 @click.argument("verb")
 @click.argument("args", nargs=-1)
 @click.option("-w", "--workshop", required=True, help="Workshop name (body of the mail).")
-@click.option("--range", "stdids", metavar="A-B",
-              help="Send one request per student A..B; ARGS then omit the student id.")
+@click.option(
+    "--range",
+    "stdids",
+    metavar="A-B",
+    help="Send one request per student A..B; ARGS then omit the student id.",
+)
 @click.option("--host", help="SMTP host (default: smtp_host).")
 @click.option("--port", type=int, help="SMTP port (default: smtp_port).")
 @click.option("--sender", help="Envelope sender (default: the first of 'senders').")
 @click.option("--to", "recipient", help="Recipient (default: <command_mailbox>@<this host>).")
-@click.option("--raw/--smtplib", "raw", default=True,
-              help="--raw (default): the api-db's exact byte block, hanging up on the greeting;"
-                   " --smtplib: a well-behaved SMTP session that shows the server's answer.")
+@click.option(
+    "--raw/--smtplib",
+    "raw",
+    default=True,
+    help="--raw (default): the api-db's exact byte block, hanging up on the greeting;"
+    " --smtplib: a well-behaved SMTP session that shows the server's answer.",
+)
 @pass_ctx
-def send(ctx: Context, verb: str, args: tuple[str, ...], workshop: str, stdids: str | None,
-         host: str | None, port: int | None, sender: str | None, recipient: str | None,
-         raw: bool) -> None:
+def send(
+    ctx: Context,
+    verb: str,
+    args: tuple[str, ...],
+    workshop: str,
+    stdids: str | None,
+    host: str | None,
+    port: int | None,
+    sender: str | None,
+    recipient: str | None,
+    raw: bool,
+) -> None:
     """Send VERB ARGS… for WORKSHOP the way the api-db does (upstream's test-action).
 
     \b
@@ -89,14 +115,21 @@ def send(ctx: Context, verb: str, args: tuple[str, ...], workshop: str, stdids: 
     for subject in subjects:
         try:
             if raw:
-                block = mail.api_db_block(subject, workshop, helo=me, sender=sender,
-                                          recipient=recipient)
+                block = mail.api_db_block(
+                    subject, workshop, helo=me, sender=sender, recipient=recipient
+                )
                 greeting = mail.send_raw(host, port, block)
                 first = greeting.split(b"\r\n", 1)[0].decode("utf-8", "replace")
                 click.echo(f"sent '{subject}' to {host}:{port} (server said: {first or '-'})")
             else:
-                code, text = mail.send_smtplib(host, port, sender=sender, recipient=recipient,
-                                               subject=subject, workshop=workshop)
+                code, text = mail.send_smtplib(
+                    host,
+                    port,
+                    sender=sender,
+                    recipient=recipient,
+                    subject=subject,
+                    workshop=workshop,
+                )
                 click.echo(f"'{subject}': {code} {text}")
                 failed = failed or code >= 400
         except OSError as exc:

@@ -27,8 +27,10 @@ def seats(ctx: Context, as_json: bool, first: int | None, last: int | None) -> N
     if as_json:
         click.echo(json.dumps([seat.to_dict() for seat in table], indent=2))
         return
-    click.echo(f"{'SEAT':>5}  {'ACCOUNT':<12} {'HOME':<4} {'STATE':<18} {'WORKSHOP':<22} "
-               f"{'CUST':>6}  LAST JOB")
+    click.echo(
+        f"{'SEAT':>5}  {'ACCOUNT':<12} {'HOME':<4} {'STATE':<18} {'WORKSHOP':<22} "
+        f"{'CUST':>6}  LAST JOB"
+    )
     for seat in table:
         j = seat.last_job
         last_job = f"#{j.id} {j.verb} {j.status} {j.reason}".rstrip() if j else "-"

@@ -22,7 +22,7 @@ def folder_name(workshop: str) -> str:
     """Content folder of a requested name: ``CHLG-X`` -> ``WKSHP-X``."""
     check_name(workshop)
     if workshop.startswith("CHLG-"):
-        return "WKSHP-" + workshop[len("CHLG-"):]
+        return "WKSHP-" + workshop[len("CHLG-") :]
     return workshop
 
 
@@ -56,8 +56,9 @@ class Catalog:
         found: set[str] = set()
         for tree in self.trees:
             if tree.is_dir():
-                found.update(p.name for p in tree.iterdir()
-                             if p.is_dir() and NAME_PATTERN.match(p.name))
+                found.update(
+                    p.name for p in tree.iterdir() if p.is_dir() and NAME_PATTERN.match(p.name)
+                )
         return sorted(found)
 
     def metadata(self, workshop: str) -> dict[str, Any]:

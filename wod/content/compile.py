@@ -32,10 +32,18 @@ def find_script(name: str, folders: list[Path | None]) -> Path:
     raise Permanent(f"script {name} to compile not found (searched {searched})")
 
 
-def compile_scripts(names: list[str], folders: list[Path | None], home: Path,
-                    variables: Variables, renderer: Renderer, *, uid: int | None = None,
-                    gid: int | None = None, shc: str = "shc",
-                    timeout: float = 120.0) -> list[Path]:
+def compile_scripts(
+    names: list[str],
+    folders: list[Path | None],
+    home: Path,
+    variables: Variables,
+    renderer: Renderer,
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+    shc: str = "shc",
+    timeout: float = 120.0,
+) -> list[Path]:
     """Render and compile each script into ``home``; returns the executables written."""
     if not names:
         return []
@@ -51,8 +59,12 @@ def compile_scripts(names: list[str], folders: list[Path | None], home: Path,
             rendered.write_bytes(renderer.render(compiled, variables))
             os.chmod(rendered, 0o700)
             binary = Path(work) / f"{name}.x"
-            proc.run([compiler, "-r", "-f", str(rendered), "-o", str(binary)],
-                     cwd=work, timeout=timeout, what=f"shc {name}")
+            proc.run(
+                [compiler, "-r", "-f", str(rendered), "-o", str(binary)],
+                cwd=work,
+                timeout=timeout,
+                what=f"shc {name}",
+            )
             target = home / f"{name}.x"
             tmp = home / f".{name}.x.tmp"
             shutil.copyfile(binary, tmp)

@@ -27,8 +27,11 @@ class Completion:
 
 
 def notebooks(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.ipynb")
-                  if ".ipynb_checkpoints" not in p.relative_to(folder).parts)
+    return sorted(
+        p
+        for p in folder.rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.relative_to(folder).parts
+    )
 
 
 def measure(folder: Path) -> Completion:

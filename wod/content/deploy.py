@@ -110,13 +110,23 @@ def workspace_json(workshop: str) -> str:
         "data": {
             "layout-restorer:data": {
                 "main": {
-                    "dock": {"type": "tab-area", "currentIndex": 0,
-                             "widgets": [f"notebook:{path}"]},
+                    "dock": {
+                        "type": "tab-area",
+                        "currentIndex": 0,
+                        "widgets": [f"notebook:{path}"],
+                    },
                     "current": f"notebook:{path}",
                 },
-                "left": {"collapsed": False, "current": "filebrowser",
-                         "widgets": ["filebrowser", "running-sessions", "command-palette",
-                                     "tab-manager"]},
+                "left": {
+                    "collapsed": False,
+                    "current": "filebrowser",
+                    "widgets": [
+                        "filebrowser",
+                        "running-sessions",
+                        "command-palette",
+                        "tab-manager",
+                    ],
+                },
                 "right": {"collapsed": True, "widgets": []},
             },
             f"notebook:{path}": {"data": {"path": path, "factory": "Notebook"}},
@@ -184,10 +194,18 @@ class Deployer:
         return data
 
     # -- the deployment -------------------------------------------------------------
-    def deploy(self, src: Path, folder: str, home: Path, variables: Variables, *,
-               owner: Ownership | None = None, workspace: str | None = None,
-               dry_run: bool = False,
-               on_stage: Callable[[str, Path], None] | None = None) -> DeployReport:
+    def deploy(
+        self,
+        src: Path,
+        folder: str,
+        home: Path,
+        variables: Variables,
+        *,
+        owner: Ownership | None = None,
+        workspace: str | None = None,
+        dry_run: bool = False,
+        on_stage: Callable[[str, Path], None] | None = None,
+    ) -> DeployReport:
         """Deliver ``src`` as ``home/folder`` (SPEC 4.3); ``dry_run`` writes nothing.
 
         ``on_stage(kind, staging)`` is called with ``"pre-template"`` on the empty staging
@@ -221,13 +239,15 @@ class Deployer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _check(self, src: Path, entries: list[Entry], variables: Variables,
-               report: DeployReport) -> None:
+    def _check(
+        self, src: Path, entries: list[Entry], variables: Variables, report: DeployReport
+    ) -> None:
         for e in entries:
             report.files.append((e.rel, e.action))
             if e.action == "render":
                 data = self.renderer.render(
-                    self.renderer.compile_file(src / e.rel, e.rel, e.stat), variables)
+                    self.renderer.compile_file(src / e.rel, e.rel, e.stat), variables
+                )
                 report.rendered += 1
                 report.bytes += len(data)
             elif e.action == "copy":
@@ -240,8 +260,15 @@ class Deployer:
         if not any(e.rel == README and e.action == "render" for e in entries):
             raise Permanent(f"workshop {src.name} has no {README}")
 
-    def _build(self, src: Path, staging: Path, entries: list[Entry], variables: Variables,
-               report: DeployReport, owner: Ownership | None) -> None:
+    def _build(
+        self,
+        src: Path,
+        staging: Path,
+        entries: list[Entry],
+        variables: Variables,
+        report: DeployReport,
+        owner: Ownership | None,
+    ) -> None:
         root_mode = stat.S_IMODE(src.stat().st_mode)
         if not staging.is_dir():  # created early when templating hooks run
             os.mkdir(staging, 0o700)
@@ -264,8 +291,11 @@ class Deployer:
                     data = self.renderer.render(compiled, variables)
                 except TemplateFailure as exc:
                     raise TemplateFailure(
-                        f"{src.name}/{exc.reason}", path=exc.path, line=exc.line,
-                        variable=exc.variable) from None
+                        f"{src.name}/{exc.reason}",
+                        path=exc.path,
+                        line=exc.line,
+                        variable=exc.variable,
+                    ) from None
                 _write(out, data, 0o644 | bits)
                 if e.rel == README:
                     readme = data
@@ -297,8 +327,9 @@ class Deployer:
         if owner is not None:
             apply_ownership(staging, owner)
 
-    def _write_workspace(self, home: Path, folder: str, template: str | None,
-                         owner: Ownership | None) -> None:
+    def _write_workspace(
+        self, home: Path, folder: str, template: str | None, owner: Ownership | None
+    ) -> None:
         path = home / WORKSPACE
         current = home
         for part in WORKSPACE.parent.parts:
@@ -324,7 +355,7 @@ def _write(path: Path, data: bytes, mode: int, replace: bool = False) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fchmod(fd, mode)
     finally:
         os.close(fd)

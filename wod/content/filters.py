@@ -30,8 +30,10 @@ def _text(value: Any) -> str:
 
 
 def to_bool(value: Any) -> bool:
-    check = value.lower() if isinstance(value, str) else (
-        str(value).lower() if isinstance(value, int) else value
+    check = (
+        value.lower()
+        if isinstance(value, str)
+        else (str(value).lower() if isinstance(value, int) else value)
     )
     if check in _TRUE:
         return True
@@ -72,12 +74,14 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def to_yaml(value: Any, *_args: Any, default_flow_style: bool | None = None, **kwargs: Any) -> str:
-    return yaml.dump(value, Dumper=_Dumper, allow_unicode=True,
-                     default_flow_style=default_flow_style, **kwargs)
+    return yaml.dump(
+        value, Dumper=_Dumper, allow_unicode=True, default_flow_style=default_flow_style, **kwargs
+    )
 
 
-def to_nice_yaml(value: Any, indent: int = 4, *_args: Any, default_flow_style: bool = False,
-                 **kwargs: Any) -> str:
+def to_nice_yaml(
+    value: Any, indent: int = 4, *_args: Any, default_flow_style: bool = False, **kwargs: Any
+) -> str:
     return to_yaml(value, indent=indent, default_flow_style=default_flow_style, **kwargs)
 
 
@@ -105,9 +109,15 @@ def _flags(ignorecase: bool, multiline: bool) -> int:
     return (re.I if ignorecase else 0) | (re.M if multiline else 0)
 
 
-def regex_replace(value: Any = "", pattern: str = "", replacement: str = "",
-                  ignorecase: bool = False, multiline: bool = False, count: int = 0,
-                  mandatory_count: int = 0) -> str:
+def regex_replace(
+    value: Any = "",
+    pattern: str = "",
+    replacement: str = "",
+    ignorecase: bool = False,
+    multiline: bool = False,
+    count: int = 0,
+    mandatory_count: int = 0,
+) -> str:
     out, subs = re.compile(pattern, _flags(ignorecase, multiline)).subn(
         replacement, _text(value), count=count
     )
@@ -118,8 +128,9 @@ def regex_replace(value: Any = "", pattern: str = "", replacement: str = "",
     return out
 
 
-def regex_search(value: Any, regex: str, *args: str, ignorecase: bool = False,
-                 multiline: bool = False) -> Any:
+def regex_search(
+    value: Any, regex: str, *args: str, ignorecase: bool = False, multiline: bool = False
+) -> Any:
     match = re.search(regex, _text(value), _flags(ignorecase, multiline))
     if not match:
         return None
@@ -136,8 +147,9 @@ def regex_search(value: Any, regex: str, *args: str, ignorecase: bool = False,
     return items
 
 
-def regex_findall(value: Any, regex: str, multiline: bool = False,
-                  ignorecase: bool = False) -> list[Any]:
+def regex_findall(
+    value: Any, regex: str, multiline: bool = False, ignorecase: bool = False
+) -> list[Any]:
     return re.findall(regex, _text(value), _flags(ignorecase, multiline))
 
 
@@ -148,8 +160,14 @@ def regex_escape(value: Any, re_type: str = "python") -> str:
 def mandatory(value: Any, msg: str | None = None) -> Any:
     if isinstance(value, Undefined):
         name = getattr(value, "_undefined_name", None)
-        raise UndefinedError(msg or (f"Mandatory variable '{name}' not defined."
-                                     if name else "Mandatory variable not defined."))
+        raise UndefinedError(
+            msg
+            or (
+                f"Mandatory variable '{name}' not defined."
+                if name
+                else "Mandatory variable not defined."
+            )
+        )
     return value
 
 
@@ -254,17 +272,24 @@ FILTERS: dict[str, Any] = {
 }
 
 
-def _regex_test(value: Any, pattern: str = "", ignorecase: bool = False,
-                multiline: bool = False, match_type: str = "search") -> bool:
+def _regex_test(
+    value: Any,
+    pattern: str = "",
+    ignorecase: bool = False,
+    multiline: bool = False,
+    match_type: str = "search",
+) -> bool:
     method = getattr(re.compile(pattern, _flags(ignorecase, multiline)), match_type)
     return method(_text(value)) is not None
 
 
 TESTS: dict[str, Any] = {
     "match": lambda v, p="", ignorecase=False, multiline=False: _regex_test(
-        v, p, ignorecase, multiline, "match"),
+        v, p, ignorecase, multiline, "match"
+    ),
     "search": lambda v, p="", ignorecase=False, multiline=False: _regex_test(
-        v, p, ignorecase, multiline, "search"),
+        v, p, ignorecase, multiline, "search"
+    ),
     "regex": _regex_test,
     "truthy": lambda v, convert_bool=False: bool(to_bool(v) if convert_bool else v),
     "falsy": lambda v, convert_bool=False: not (to_bool(v) if convert_bool else v),

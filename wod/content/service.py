@@ -41,23 +41,27 @@ class Content:
         """Folder for a requested name (CHLG-X -> WKSHP-X), public else private."""
         return self.catalog.resolve(workshop)
 
-    def layers(self, workshop: str, stdid: int, *, password: str | None = None,
-               extra: dict | None = None) -> list[variables_mod.Layer]:
-        return variables_mod.layers(self.settings, workshop, stdid, password=password,
-                                    extra=extra)
+    def layers(
+        self, workshop: str, stdid: int, *, password: str | None = None, extra: dict | None = None
+    ) -> list[variables_mod.Layer]:
+        return variables_mod.layers(self.settings, workshop, stdid, password=password, extra=extra)
 
-    def variables(self, workshop: str, stdid: int, *, password: str | None = None,
-                  extra: dict | None = None) -> dict:
+    def variables(
+        self, workshop: str, stdid: int, *, password: str | None = None, extra: dict | None = None
+    ) -> dict:
         """Effective variables (SPEC 4.1), values as written (templated on use)."""
         values, _ = variables_mod.merge(
-            self.layers(workshop, stdid, password=password, extra=extra))
+            self.layers(workshop, stdid, password=password, extra=extra)
+        )
         return values
 
-    def explain(self, workshop: str, stdid: int, *, password: str | None = None,
-                extra: dict | None = None) -> list[tuple[str, Any, str]]:
+    def explain(
+        self, workshop: str, stdid: int, *, password: str | None = None, extra: dict | None = None
+    ) -> list[tuple[str, Any, str]]:
         """(name, value templated, origin) of every variable, secrets masked, sorted."""
         values, origins = variables_mod.merge(
-            self.layers(workshop, stdid, password=password, extra=extra))
+            self.layers(workshop, stdid, password=password, extra=extra)
+        )
         lazy = self.renderer.variables(values)
         rows = []
         for name in sorted(values):
@@ -68,10 +72,12 @@ class Content:
             rows.append((name, variables_mod.masked(name, value), origins[name]))
         return rows
 
-    def template_variables(self, workshop: str, stdid: int, *, password: str | None = None,
-                           extra: dict | None = None) -> Variables:
+    def template_variables(
+        self, workshop: str, stdid: int, *, password: str | None = None, extra: dict | None = None
+    ) -> Variables:
         return self.renderer.variables(
-            self.variables(workshop, stdid, password=password, extra=extra))
+            self.variables(workshop, stdid, password=password, extra=extra)
+        )
 
     def write_student_variables(self, workshop: str, stdid: int, values: dict) -> Path:
         """Merge ``values`` into ``pass/variables_<CHALLENGE>_<STDID>.yml`` (vaulted if set)."""
@@ -93,33 +99,66 @@ class Content:
         except OSError as exc:
             raise Permanent(f"workspace template {path}: {exc.strerror or exc}") from None
         compiled = self.renderer.compile_source(source, str(path))
-        return self.renderer.render(
-            compiled, self.renderer.variables({"WORKSHOP": folder})).decode("utf-8")
+        return self.renderer.render(compiled, self.renderer.variables({"WORKSHOP": folder})).decode(
+            "utf-8"
+        )
 
-    def deploy(self, workshop: str, stdid: int, home: Path, *, uid: int | None,
-               gid: int | None, password: str | None = None, dry_run: bool = False,
-               extra: dict | None = None,
-               on_stage: Callable[[str, Path], None] | None = None) -> DeployReport:
+    def deploy(
+        self,
+        workshop: str,
+        stdid: int,
+        home: Path,
+        *,
+        uid: int | None,
+        gid: int | None,
+        password: str | None = None,
+        dry_run: bool = False,
+        extra: dict | None = None,
+        on_stage: Callable[[str, Path], None] | None = None,
+    ) -> DeployReport:
         """Deliver the workshop into ``home`` (SPEC 4.3), staged then swapped in."""
         src = self.resolve(workshop)
         variables = self.template_variables(workshop, stdid, password=password, extra=extra)
         folder = folder_name(workshop)
         report = self.deployer.deploy(
-            src, folder, Path(home), variables, owner=self._owner(uid, gid),
-            workspace=self._workspace(folder), dry_run=dry_run, on_stage=on_stage)
-        log.info("deployed %s for student %s: %d rendered, %d copied, %.3f s",
-                 folder, stdid, report.rendered, report.copied, report.seconds)
+            src,
+            folder,
+            Path(home),
+            variables,
+            owner=self._owner(uid, gid),
+            workspace=self._workspace(folder),
+            dry_run=dry_run,
+            on_stage=on_stage,
+        )
+        log.info(
+            "deployed %s for student %s: %d rendered, %d copied, %.3f s",
+            folder,
+            stdid,
+            report.rendered,
+            report.copied,
+            report.seconds,
+        )
         return report
 
-    def compile(self, scripts: list[str], workshop: str, stdid: int, home: Path, *,
-                uid: int | None, gid: int | None, password: str | None = None) -> list[Path]:
+    def compile(
+        self,
+        scripts: list[str],
+        workshop: str,
+        stdid: int,
+        home: Path,
+        *,
+        uid: int | None,
+        gid: int | None,
+        password: str | None = None,
+    ) -> list[Path]:
         """Render and ``shc``-compile each script into ``home`` as ``<name>.x`` (0755)."""
         if not scripts:
             return []
         variables = self.template_variables(workshop, stdid, password=password)
         folders = [self.settings.scripts_dir, self.settings.private_scripts_dir]
-        return compile_scripts(list(scripts), folders, Path(home), variables, self.renderer,
-                               uid=uid, gid=gid)
+        return compile_scripts(
+            list(scripts), folders, Path(home), variables, self.renderer, uid=uid, gid=gid
+        )
 
     def completion_details(self, workshop: str, home: Path) -> completion_mod.Completion:
         return completion_mod.measure(Path(home) / folder_name(workshop))

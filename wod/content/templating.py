@@ -39,8 +39,9 @@ _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'
 class TemplateFailure(Permanent):
     """A template that cannot be rendered; names the file, the line and the variable."""
 
-    def __init__(self, reason: str, *, path: str = "", line: int | None = None,
-                 variable: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, path: str = "", line: int | None = None, variable: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.path = path
         self.line = line
@@ -104,8 +105,9 @@ class Variables(Mapping[str, Any]):
     ``inventory_hostname``.  A value referring to itself is an error, not a hang.
     """
 
-    def __init__(self, raw: Mapping[str, Any], env: jinja2.Environment,
-                 hostname: str = INVENTORY_HOSTNAME) -> None:
+    def __init__(
+        self, raw: Mapping[str, Any], env: jinja2.Environment, hostname: str = INVENTORY_HOSTNAME
+    ) -> None:
         self._raw = dict(raw)
         self._env = env
         self._done: dict[str, Any] = {}
@@ -231,14 +233,16 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateFailure(
                 f"{name}, line {exc.lineno}: template syntax error: {exc.message}",
-                path=name, line=exc.lineno,
+                path=name,
+                line=exc.lineno,
             ) from None
         template = self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
         self.compiled += 1
         return Compiled(template, count_trailing_newlines(source))
 
-    def compile_file(self, path: Path, name: str | None = None,
-                     stat: os.stat_result | None = None) -> Compiled:
+    def compile_file(
+        self, path: Path, name: str | None = None, stat: os.stat_result | None = None
+    ) -> Compiled:
         """The compiled template of ``path``, reused while its mtime and size are unchanged."""
         st = stat or path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size)

@@ -50,10 +50,12 @@ def _loader(password: bytes | None, source: str) -> type[yaml.SafeLoader]:
     def construct_vault(loader: yaml.SafeLoader, node: yaml.Node) -> str:
         if password is None:
             raise vault.VaultError(
-                f"{source}: holds a !vault value but no vault_password_file is configured")
+                f"{source}: holds a !vault value but no vault_password_file is configured"
+            )
         text = loader.construct_scalar(node)  # type: ignore[arg-type]
         return vault.decrypt(str(text), password, source=source).decode(
-            "utf-8", errors="surrogateescape")
+            "utf-8", errors="surrogateescape"
+        )
 
     Loader.add_constructor("!vault", construct_vault)
     Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
@@ -71,11 +73,13 @@ def load_file(path: Path, password: bytes | None) -> dict[str, Any]:
     if vault.is_encrypted(data):
         if password is None:
             raise vault.VaultError(
-                f"{path}: is vault-encrypted but no vault_password_file is configured")
+                f"{path}: is vault-encrypted but no vault_password_file is configured"
+            )
         data = vault.decrypt(data, password, source=str(path))
     try:
-        values = yaml.load(data.decode("utf-8", errors="surrogateescape"),
-                           Loader=_loader(password, str(path)))
+        values = yaml.load(
+            data.decode("utf-8", errors="surrogateescape"), Loader=_loader(password, str(path))
+        )
     except yaml.YAMLError as exc:
         raise Permanent(f"{path}: not valid YAML: {exc}") from None
     if values is None:
@@ -97,8 +101,12 @@ def student_file(settings: Settings, workshop: str, stdid: int) -> Path:
     """``<private ansible>/<group>/pass/variables_<CHALLENGE>_<STDID>.yml``."""
     if settings.private_ansible_dir is None:
         raise Permanent("private_ansible_dir is not configured: nowhere to keep student secrets")
-    return (settings.private_ansible_dir / settings.inventory_group / "pass"
-            / f"variables_{workshop}_{stdid}.yml")
+    return (
+        settings.private_ansible_dir
+        / settings.inventory_group
+        / "pass"
+        / f"variables_{workshop}_{stdid}.yml"
+    )
 
 
 def vault_password(settings: Settings) -> bytes | None:
@@ -118,8 +126,14 @@ def runtime_values(workshop: str, stdid: int) -> dict[str, str]:
     }
 
 
-def layers(settings: Settings, workshop: str, stdid: int, *, password: str | None = None,
-           extra: dict[str, Any] | None = None) -> list[Layer]:
+def layers(
+    settings: Settings,
+    workshop: str,
+    stdid: int,
+    *,
+    password: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[Layer]:
     """Every layer, lowest precedence first."""
     secret = vault_password(settings)
     group = settings.inventory_group
@@ -166,8 +180,9 @@ def masked(name: str, value: Any) -> Any:
     return "********" if SECRET_NAMES.search(name) and value not in (None, "") else value
 
 
-def write_student_file(settings: Settings, workshop: str, stdid: int,
-                       values: dict[str, Any]) -> Path:
+def write_student_file(
+    settings: Settings, workshop: str, stdid: int, values: dict[str, Any]
+) -> Path:
     """Merge ``values`` into the per-student secret file (vault-encrypted when configured)."""
     path = student_file(settings, workshop, stdid)
     secret = vault_password(settings)

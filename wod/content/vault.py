@@ -57,8 +57,11 @@ def decrypt(data: bytes | str, password: str | bytes, *, source: str = "vault") 
     try:
         body = unhexlify("".join(lines[1:])).decode("ascii")
         salt_hex, mac_hex, cipher_hex = body.split("\n", 2)
-        salt, mac, ciphertext = unhexlify(salt_hex), unhexlify(mac_hex), unhexlify(
-            cipher_hex.strip())
+        salt, mac, ciphertext = (
+            unhexlify(salt_hex),
+            unhexlify(mac_hex),
+            unhexlify(cipher_hex.strip()),
+        )
     except (ValueError, UnicodeDecodeError):
         raise VaultError(f"{source}: damaged vault data") from None
     key, hmac_key, iv = _keys(_password(password), salt)
@@ -74,8 +77,13 @@ def decrypt(data: bytes | str, password: str | bytes, *, source: str = "vault") 
         raise VaultError(f"{source}: damaged vault data (padding)") from None
 
 
-def encrypt(plaintext: bytes | str, password: str | bytes, *, vault_id: str | None = None,
-            salt: bytes | None = None) -> str:
+def encrypt(
+    plaintext: bytes | str,
+    password: str | bytes,
+    *,
+    vault_id: str | None = None,
+    salt: bytes | None = None,
+) -> str:
     """Vault text (1.1, or 1.2 with ``vault_id``) of ``plaintext``, ending with a newline."""
     data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
     salt = salt or os.urandom(32)
@@ -87,7 +95,7 @@ def encrypt(plaintext: bytes | str, password: str | bytes, *, vault_id: str | No
     mac = hmac.new(hmac_key, ciphertext, "sha256").digest()
     body = hexlify(b"\n".join([hexlify(salt), hexlify(mac), hexlify(ciphertext)])).decode()
     header = f"{HEADER};1.2;AES256;{vault_id}" if vault_id else f"{HEADER};1.1;AES256"
-    rows = [body[i:i + 80] for i in range(0, len(body), 80)]
+    rows = [body[i : i + 80] for i in range(0, len(body), 80)]
     return "\n".join([header, *rows]) + "\n"
 
 

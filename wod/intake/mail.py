@@ -52,8 +52,9 @@ class Delivery:
 class Outgoing:
     """Relay non-command mail to the smarthost, else keep it in the Maildir outbox."""
 
-    def __init__(self, smarthost: str | None, outbox_dir: Path, *,
-                 timeout: float = RELAY_TIMEOUT) -> None:
+    def __init__(
+        self, smarthost: str | None, outbox_dir: Path, *, timeout: float = RELAY_TIMEOUT
+    ) -> None:
         self.smarthost = smarthost
         self.outbox_dir = Path(outbox_dir)
         self.timeout = timeout
@@ -70,15 +71,25 @@ class Outgoing:
         if self.smarthost:
             try:
                 self.relay(sender, recipients, raw)
-                log.info("relayed mail from %s to %s via %s", sender or "<>",
-                         ", ".join(recipients), self.smarthost)
+                log.info(
+                    "relayed mail from %s to %s via %s",
+                    sender or "<>",
+                    ", ".join(recipients),
+                    self.smarthost,
+                )
                 return Delivery("relayed", self.smarthost)
             except (OSError, smtplib.SMTPException, ValueError) as exc:
-                log.warning("relay via %s failed (%s); keeping the mail in the outbox",
-                            self.smarthost, exc)
+                log.warning(
+                    "relay via %s failed (%s); keeping the mail in the outbox", self.smarthost, exc
+                )
         key = self.store(sender, recipients, raw)
-        log.info("stored mail from %s to %s in outbox %s as %s", sender or "<>",
-                 ", ".join(recipients), self.outbox_dir, key)
+        log.info(
+            "stored mail from %s to %s in outbox %s as %s",
+            sender or "<>",
+            ", ".join(recipients),
+            self.outbox_dir,
+            key,
+        )
         return Delivery("stored", key)
 
     def relay(self, sender: str, recipients: list[str], raw: bytes) -> None:
@@ -126,7 +137,13 @@ def send_raw(host: str, port: int, block: bytes, *, timeout: float = 10.0) -> by
 
 
 def send_smtplib(
-    host: str, port: int, *, sender: str, recipient: str, subject: str, workshop: str,
+    host: str,
+    port: int,
+    *,
+    sender: str,
+    recipient: str,
+    subject: str,
+    workshop: str,
     timeout: float = 10.0,
 ) -> tuple[int, str]:
     """Send a well-behaved request mail; return the server's reply to DATA (code, text)."""

@@ -63,7 +63,7 @@ def _address(arg: str, keyword: str) -> tuple[str, str] | None:
     """``FROM:<a@b> SIZE=1`` / ``FROM: a@b`` -> (address, parameters); None if malformed."""
     if not arg[: len(keyword)].upper() == keyword:
         return None
-    rest = arg[len(keyword):].strip()
+    rest = arg[len(keyword) :].strip()
     if rest.startswith("<"):
         addr, bracket, params = rest[1:].partition(">")
         if not bracket:
@@ -182,12 +182,20 @@ class SmtpIntake:
             log.error("request from %s not persisted: %s", peer, exc)
             return "451 4.3.0 could not persist the request; try again later"
         ids = request.stdid if not request.is_range else f"{request.stdid},{request.stdid_max}"
-        log.info("job %s: %s %s customer %s %s (from %s)", job, request.verb.value, ids,
-                 request.customer, request.workshop, peer)
+        log.info(
+            "job %s: %s %s customer %s %s (from %s)",
+            job,
+            request.verb.value,
+            ids,
+            request.customer,
+            request.workshop,
+            peer,
+        )
         return f"250 2.0.0 queued as job {job}"
 
-    async def record_rejection(self, reason: str, raw: bytes | None, code: str = "550 5.6.0"
-                               ) -> str:
+    async def record_rejection(
+        self, reason: str, raw: bytes | None, code: str = "550 5.6.0"
+    ) -> str:
         try:
             await asyncio.to_thread(self.queue.reject, "smtp", reason, raw)
         except Transient as exc:
@@ -323,8 +331,11 @@ class _Session(asyncio.Protocol):
                 if verb == "HELO":
                     self.reply(f"250 {self.intake.hostname}")
                 else:
-                    for ext in (self.intake.hostname,
-                                f"SIZE {self.settings.max_message_bytes}", "8BITMIME"):
+                    for ext in (
+                        self.intake.hostname,
+                        f"SIZE {self.settings.max_message_bytes}",
+                        "8BITMIME",
+                    ):
                         self.reply(f"250-{ext}")
                     self.reply("250 PIPELINING")
             elif verb == "MAIL":
@@ -336,9 +347,12 @@ class _Session(asyncio.Protocol):
                 elif parsed is None:
                     self.reply("501 5.5.4 syntax: MAIL FROM:<address>")
                 elif (size := self._size_param(parsed[1])) is not None and (
-                        size > self.settings.max_message_bytes):
-                    reason = (f"message too large: {size} bytes announced (limit "
-                              f"{self.settings.max_message_bytes})")
+                    size > self.settings.max_message_bytes
+                ):
+                    reason = (
+                        f"message too large: {size} bytes announced (limit "
+                        f"{self.settings.max_message_bytes})"
+                    )
                     log.warning("refused mail from %s: %s", self.peer, reason)
                     self.reply(await self.intake.record_rejection(reason, None, "552 5.3.4"))
                 else:

@@ -36,8 +36,10 @@ def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     with ctx.step("completion"):
         measured = svc.content.completion_details(request.workshop, s.home(stdid))
         if steps.workshop_copy_exists(svc, request, stdid):
-            ctx.log(f"completion {measured.percent}% "
-                    f"({measured.executed} of {measured.total} code cells run)")
+            ctx.log(
+                f"completion {measured.percent}% "
+                f"({measured.executed} of {measured.total} code cells run)"
+            )
             svc.apidb.update_customer(request.customer, completionPercentage=measured.percent)
         else:
             # Already cleaned (a repeated CLEANUP): the ratio reported then stands.

@@ -36,8 +36,13 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     if workshop.compile:
         with ctx.step("compile"):
             built = svc.content.compile(
-                workshop.compile, request.workshop, stdid, home,
-                uid=uid, gid=gid, password=tpl_password,
+                workshop.compile,
+                request.workshop,
+                stdid,
+                home,
+                uid=uid,
+                gid=gid,
+                password=tpl_password,
             )
             ctx.log("compiled " + ", ".join(p.name for p in built))
 
@@ -48,13 +53,19 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             ctx.log(run.summary())
 
     with ctx.step("deploy"):
+
         def templating_hooks(kind: str, staging: Path) -> None:
             stage_env = {**env, "WODSTAGING": str(staging)}
             for run in svc.hooks.run(kind, request.folder, stage_env):
                 ctx.log(run.summary())
 
         report = svc.content.deploy(
-            request.workshop, stdid, home, uid=uid, gid=gid, password=tpl_password,
+            request.workshop,
+            stdid,
+            home,
+            uid=uid,
+            gid=gid,
+            password=tpl_password,
             on_stage=templating_hooks,
         )
         ctx.log(

@@ -34,7 +34,10 @@ def reset(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     with ctx.step("reset-hooks"):
         for stdid in request.stdids:
             target = steps.appliance_target(
-                svc, request, workshop, stdid,
+                svc,
+                request,
+                workshop,
+                stdid,
                 steps.template_password(workshop, passwords[stdid]),
             )
             env = steps.hook_env(svc, request, workshop, stdid, passwords[stdid], target)

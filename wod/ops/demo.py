@@ -75,8 +75,7 @@ def _wait(check: Callable[[], bool], what: str, timeout: float, proc: subprocess
 @contextmanager
 def _process(argv: list[str], log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc
     finally:
@@ -112,15 +111,20 @@ def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
     if root.exists():
         shutil.rmtree(root)
     ports = {"registry": _free_port(), "smtp": _free_port(), "http": _free_port()}
-    config = init_install(root, values={
-        "apidb_url": f"http://127.0.0.1:{ports['registry']}/api",
-        "smtp_port": ports["smtp"],
-        "http_port": ports["http"],
-        "senders": [SENDER],
-    })
+    config = init_install(
+        root,
+        values={
+            "apidb_url": f"http://127.0.0.1:{ports['registry']}/api",
+            "smtp_port": ports["smtp"],
+            "http_port": ports["http"],
+            "senders": [SENDER],
+        },
+    )
     settings = load_settings(config, environ={})
-    say(f"1. wod init {root}: settings {config}, {settings.accounts} accounts, "
-        f"seats {settings.user_min}-{settings.user_max}")
+    say(
+        f"1. wod init {root}: settings {config}, {settings.accounts} accounts, "
+        f"seats {settings.user_min}-{settings.user_max}"
+    )
     accounts = make_accounts(settings)
     for n in range(settings.user_min, settings.user_max + 1):
         accounts.provision(n)
@@ -131,30 +135,52 @@ def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
     ):
         api = settings.apidb_url
         web = f"http://127.0.0.1:{settings.http_port}"
-        _wait(lambda: httpx.get(f"{api}/workshops", timeout=2).status_code == 200,
-              "registry", 30, registry)
-        _wait(lambda: httpx.get(f"{web}/healthz", timeout=2).status_code == 200,
-              "backend", 30, backend)
-        say(f"2. registry (api-db) on {api}, backend: SMTP :{settings.smtp_port}, "
-            f"HTTP {web}")
+        _wait(
+            lambda: httpx.get(f"{api}/workshops", timeout=2).status_code == 200,
+            "registry",
+            30,
+            registry,
+        )
+        _wait(
+            lambda: httpx.get(f"{web}/healthz", timeout=2).status_code == 200,
+            "backend",
+            30,
+            backend,
+        )
+        say(f"2. registry (api-db) on {api}, backend: SMTP :{settings.smtp_port}, HTTP {web}")
 
-        reply = httpx.post(f"{api}/customer", timeout=10, json={
-            "title": WORKSHOP, "name": "Alice Example", "email": "alice@example.com",
-            "company": "Demo",
-        })
+        reply = httpx.post(
+            f"{api}/customer",
+            timeout=10,
+            json={
+                "title": WORKSHOP,
+                "name": "Alice Example",
+                "email": "alice@example.com",
+                "company": "Demo",
+            },
+        )
         reply.raise_for_status()
         customer = reply.json()
         stdid = customer["studentId"] - settings.base_stdid
-        say(f"3. participant registered for {WORKSHOP}: customer {customer['id']}, "
-            f"seat student{stdid}")
+        say(
+            f"3. participant registered for {WORKSHOP}: customer {customer['id']}, "
+            f"seat student{stdid}"
+        )
 
         subject = f"CREATE {stdid} {customer['id']} alice@example.com"
-        block = api_db_block(subject, WORKSHOP, helo="apidb.local", sender=SENDER,
-                             recipient=f"{settings.command_mailbox}@localhost")
+        block = api_db_block(
+            subject,
+            WORKSHOP,
+            helo="apidb.local",
+            sender=SENDER,
+            recipient=f"{settings.command_mailbox}@localhost",
+        )
         sent_at = time.time()
         greeting = send_raw("127.0.0.1", settings.smtp_port, block)
-        say(f"4. sent the api-db's raw mail ({len(block)} bytes, '{subject}'); "
-            f"server said {greeting.decode(errors='replace').strip()!r} and the client hung up")
+        say(
+            f"4. sent the api-db's raw mail ({len(block)} bytes, '{subject}'); "
+            f"server said {greeting.decode(errors='replace').strip()!r} and the client hung up"
+        )
 
         job: dict[str, Any] = {}
 
@@ -175,16 +201,26 @@ def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
     db = settings.state_dir / "registry.db"
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
-        student = dict(conn.execute("SELECT * FROM students WHERE id = ?",
-                                    (customer["studentId"],)).fetchone())
-        cust_row = dict(conn.execute("SELECT * FROM customers WHERE id = ?",
-                                     (customer["id"],)).fetchone())
+        student = dict(
+            conn.execute("SELECT * FROM students WHERE id = ?", (customer["studentId"],)).fetchone()
+        )
+        cust_row = dict(
+            conn.execute("SELECT * FROM customers WHERE id = ?", (customer["id"],)).fetchone()
+        )
     home = settings.home(stdid)
     result = DemoResult(
-        root=root, settings=settings, stdid=stdid, customer=cust_row, student=student,
-        job=job, ack_ms=ack_ms, total_ms=total_ms, files=_files(home / WORKSHOP),
-        excerpt=_excerpt(home / WORKSHOP / "1-Sample-Notebook.ipynb",
-                         [f"student{stdid}", student.get("password") or "\0",
-                          f"student = {stdid}"]),
+        root=root,
+        settings=settings,
+        stdid=stdid,
+        customer=cust_row,
+        student=student,
+        job=job,
+        ack_ms=ack_ms,
+        total_ms=total_ms,
+        files=_files(home / WORKSHOP),
+        excerpt=_excerpt(
+            home / WORKSHOP / "1-Sample-Notebook.ipynb",
+            [f"student{stdid}", student.get("password") or "\0", f"student = {stdid}"],
+        ),
     )
     return result

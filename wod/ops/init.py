@@ -71,7 +71,8 @@ def render_config(values: dict[str, Any]) -> str:
             shown = field.default
             dumped = yaml.safe_dump(
                 {name: str(shown) if isinstance(shown, Path) else shown},
-                default_flow_style=True, width=200,
+                default_flow_style=True,
+                width=200,
             )
             lines.append("# " + dumped.strip().removeprefix("{").removesuffix("}"))
         lines.append("")
@@ -92,8 +93,15 @@ def init_install(
         raise FileExistsError(f"{config} exists (use --force to overwrite)")
     merged = local_values(root)
     merged.update(values or {})
-    for sub in ("state", "students", "skel", "notebooks", "scripts", "ansible/production",
-                "private/ansible/production/pass"):
+    for sub in (
+        "state",
+        "students",
+        "skel",
+        "notebooks",
+        "scripts",
+        "ansible/production",
+        "private/ansible/production/pass",
+    ):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "private/ansible/production/pass").chmod(0o700)
     bashrc = root / "skel" / ".bashrc"
@@ -102,8 +110,11 @@ def init_install(
             "# Workshops-on-Demand student shell settings\nexport PS1='\\u@wod:\\w\\$ '\n"
         )
     if samples is not None and samples.is_dir():
-        for name, dest in (("notebooks", "notebooks"), ("scripts", "scripts"),
-                           ("ansible", "ansible")):
+        for name, dest in (
+            ("notebooks", "notebooks"),
+            ("scripts", "scripts"),
+            ("ansible", "ansible"),
+        ):
             src = samples / name
             if src.is_dir():
                 shutil.copytree(src, root / dest, symlinks=True, dirs_exist_ok=True)

@@ -36,8 +36,12 @@ class Seat:
             "state": self.state,
             "workshop": self.workshop,
             "customer": self.customer,
-            "last_job": j and {
-                "id": j.id, "verb": j.verb, "status": j.status, "reason": j.reason,
+            "last_job": j
+            and {
+                "id": j.id,
+                "verb": j.verb,
+                "status": j.status,
+                "reason": j.reason,
                 "finished": j.finished,
             },
         }
@@ -58,14 +62,17 @@ def _apply(seat: Seat, job: Job) -> None:
         seat.state, seat.workshop, seat.customer = "free", "", None
 
 
-def seats(settings: Settings, queue: JobQueue, accounts: Accounts,
-          first: int | None = None, last: int | None = None) -> list[Seat]:
+def seats(
+    settings: Settings,
+    queue: JobQueue,
+    accounts: Accounts,
+    first: int | None = None,
+    last: int | None = None,
+) -> list[Seat]:
     """One :class:`Seat` per student of ``[first, last]`` (default: the configured range)."""
     first = settings.user_min if first is None else first
     last = settings.user_max if last is None else last
-    table = {
-        n: Seat(n, settings.account(n), accounts.exists(n)) for n in range(first, last + 1)
-    }
+    table = {n: Seat(n, settings.account(n), accounts.exists(n)) for n in range(first, last + 1)}
     for job in queue.history(first, last):
         for n in job.request.stdids:
             if n in table:

@@ -16,6 +16,7 @@ from wod.passwords import hash_password, password_matches
 
 __all__ = ["hash_password", "verify_password", "new_secret", "issue_token", "token_user"]
 
+
 def verify_password(password: str, stored: str) -> bool:
     return password_matches(password, stored)
 

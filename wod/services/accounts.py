@@ -460,9 +460,11 @@ class DirectoryAccounts(Accounts):
             raise Permanent(f"cannot store the password of {self.name(n)}: {exc}") from None
 
     def verify_password(self, n: int, password: str) -> bool:
-        row = self._connect().execute(
-            "SELECT hash FROM passwords WHERE account = ?", (self.name(n),)
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute("SELECT hash FROM passwords WHERE account = ?", (self.name(n),))
+            .fetchone()
+        )
         return row is not None and password_matches(password, row[0])
 
     def chown_tree(self, path: Path, n: int) -> None:
