@@ -106,3 +106,11 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`{name}`" not in readme]
     assert not missing, f"settings not documented in README.md: {missing}"
+
+
+def test_non_setting_wod_variables_are_not_settings(tmp_path):
+    s = load_settings(
+        write(tmp_path, "workers: 3\n"),
+        environ={"WOD_CONFIG": "elsewhere.yml", "WOD_FIXTURES": "/data/notebooks"},
+    )
+    assert s.workers == 3

@@ -18,6 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "WOD_"
+#: ``WOD_*`` variables that are not settings: the settings file, and the test suite's
+#: fixture workshops folder.
+ENV_NOT_SETTINGS = ("WOD_CONFIG", "WOD_FIXTURES")
 DEFAULT_CONFIG_PATHS = (Path("wod.yml"), Path("/etc/wod/wod.yml"))
 
 
@@ -292,9 +295,9 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        name = key[len(ENV_PREFIX) :].lower()
-        if name == "config":
+        if key in ENV_NOT_SETTINGS:
             continue
+        name = key[len(ENV_PREFIX) :].lower()
         if name.upper() in UPSTREAM_ALIASES:
             name = UPSTREAM_ALIASES[name.upper()]
         if name not in Settings.model_fields:
