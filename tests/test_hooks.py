@@ -190,7 +190,7 @@ def test_required_hook_missing_fails_clearly(dirs):
     settings = settings_for(dirs)
     with pytest.raises(Permanent) as err:
         Hooks(settings).run("reset", "WKSHP-Demo", make_env(settings), required=True)
-    assert err.value.reason == f"no reset-WKSHP-Demo.sh in {dirs[0]} or {dirs[1]}"
+    assert err.value.reason == f"no executable reset-WKSHP-Demo.sh in {dirs[0]} or {dirs[1]}"
 
 
 def test_required_hook_present_in_private_only_is_enough(dirs):

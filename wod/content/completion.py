@@ -20,6 +20,8 @@ class Completion:
     executed: int = 0
     total: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: False when the home holds no copy of the workshop (e.g. already wiped).
+    found: bool = True
 
     @property
     def percent(self) -> int:
@@ -38,6 +40,7 @@ def measure(folder: Path) -> Completion:
     """Executed and total code cells of the notebooks under ``folder``."""
     result = Completion()
     if not folder.is_dir():
+        result.found = False
         result.warnings.append(f"{folder}: no such workshop copy")
         return result
     import nbformat  # heavy (jsonschema): loaded on first use, not at CLI start

@@ -35,7 +35,7 @@ def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
 
     with ctx.step("completion"):
         measured = svc.content.completion_details(request.workshop, s.home(stdid))
-        if steps.workshop_copy_exists(svc, request, stdid):
+        if measured.found:
             ctx.log(
                 f"completion {measured.percent}% "
                 f"({measured.executed} of {measured.total} code cells run)"
@@ -44,7 +44,7 @@ def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         else:
             # Already cleaned (a repeated CLEANUP): the ratio reported then stands.
             ctx.log(f"no copy of {request.folder} in the home: completion not reported again")
-        for warning in measured.warnings:
+        for warning in measured.warnings if measured.found else ():
             ctx.log(f"warning: {warning}")
 
     with ctx.step("hub"):

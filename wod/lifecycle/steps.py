@@ -101,18 +101,9 @@ def template_password(workshop: Workshop, password: str) -> str | None:
     return password if (workshop.ldap or workshop.varpass) else None
 
 
-def workshop_copy_exists(svc: Services, request: Request, stdid: int) -> bool:
-    """Whether the student's home holds a copy of the workshop (not wiped yet)."""
-    return (svc.settings.home(stdid) / request.folder).is_dir()
-
-
 def require_hooks(svc: Services, kind: str, request: Request) -> None:
     """Fail before anything changes when a required hook exists in no scripts folder."""
-    if not svc.hooks.scripts(kind, request.folder):
-        from wod.services.hooks import script_name
-
-        where = " or ".join(str(d) for d in svc.hooks.folders()) or "(no scripts folder set)"
-        raise Permanent(f"no executable {script_name(kind, request.folder)} in {where}")
+    svc.hooks.require(kind, request.folder)
 
 
 def wipe_seat(svc: Services, stdid: int) -> None:

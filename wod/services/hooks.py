@@ -85,15 +85,20 @@ class Hooks:
                 log.warning("hook %s is not executable: skipped", path)
         return found
 
+    def require(self, kind: str, folder: str) -> list[Path]:
+        """The hooks of ``kind``; :class:`Permanent` when there is none."""
+        scripts = self.scripts(kind, folder)
+        if not scripts:
+            where = " or ".join(str(d) for d in self.folders()) or "(no scripts folder set)"
+            raise Permanent(f"no executable {script_name(kind, folder)} in {where}")
+        return scripts
+
     def run(
         self, kind: str, folder: str, env: dict[str, str], *, required: bool = False
     ) -> list[HookRun]:
         """Run every hook of ``kind`` for workshop ``folder`` in order; raise
         :class:`Permanent` on the first failure, or when ``required`` and none exists."""
-        scripts = self.scripts(kind, folder)
-        if required and not scripts:
-            where = " or ".join(str(d) for d in self.folders()) or "(no scripts folder set)"
-            raise Permanent(f"no {script_name(kind, folder)} in {where}")
+        scripts = self.require(kind, folder) if required else self.scripts(kind, folder)
         runs = []
         timeout = self.settings.hook_timeout
         for script in scripts:
