@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: install sysdeps test test-quick demo bench lint format clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,export]'
 	touch $(STAMP)
 

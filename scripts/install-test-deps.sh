@@ -27,6 +27,9 @@ if [ -n "$need" ]; then
 fi
 
 if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null
+    fi
     mkdir -p .venv/node
     npm install --silent --no-audit --no-fund --prefix .venv/node configurable-http-proxy >/dev/null
 fi
