@@ -113,6 +113,11 @@ class Server:
         web: _Uvicorn | None = None
         web_task: asyncio.Task[None] | None = None
         try:
+            if not self.settings.senders:
+                log.warning(
+                    "senders is empty: requests from any sender are accepted "
+                    "(set senders to the api-db's address)"
+                )
             self.resumed = self.queue.resume_interrupted()
             if self.resumed:
                 log.warning("resumed %d job(s) interrupted by the last stop", self.resumed)
