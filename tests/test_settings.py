@@ -114,3 +114,44 @@ def test_non_setting_wod_variables_are_not_settings(tmp_path):
         environ={"WOD_CONFIG": "elsewhere.yml", "WOD_FIXTURES": "/data/notebooks"},
     )
     assert s.workers == 3
+
+
+UPSTREAM = {
+    "WODUSER": ("admin_user", "wodadmin2"),
+    "WODSTUDDIR": ("students_dir", "/srv/student"),
+    "WODNOBO": ("notebooks_dir", "/srv/nb"),
+    "WODPRIVNOBO": ("private_notebooks_dir", "/srv/pnb"),
+    "WODSCRIPTDIR": ("scripts_dir", "/srv/scripts"),
+    "WODSCRIPTPRIVDIR": ("private_scripts_dir", "/srv/pscripts"),
+    "WODUSERMIN": ("user_min", 5),
+    "WODUSERMAX": ("user_max", 50),
+    "WODBASESTDID": ("base_stdid", 400),
+    "UIDBASE": ("uid_base", 3000),
+    "GIDBASE": ("gid_base", 3000),
+    "WODAPIDBEXTURL": ("apidb_url", "https://api.example.com/api"),
+    "WODAPIDBUSER": ("apidb_user", "mod"),
+    "WODAPIDBUSERPWD": ("apidb_password", "pw"),
+    "WODBEAPIURL": ("hub_url", "https://hub.example.com"),
+    "WODBETOKEN": ("hub_token", "tok"),
+    "WODSENDER": ("senders", "api@example.com"),
+    "WODPOSTPORT": ("smtp_port", 10025),
+    "WODLDAPSRVNAME": ("ldap_host", "ldap.example.com"),
+    "WODLDAPPORT": ("ldap_port", 636),
+    "WODLDAPDMN": ("ldap_domain", "dc=wod,dc=example"),
+    "WODLDAPPWD": ("ldap_password", "lpw"),
+    "WODMONITOR": ("monitor", "ops@example.com"),
+}
+
+
+def test_every_upstream_name_of_an_existing_install_is_accepted(tmp_path):
+    """A wod.sh of an upstream install translates line by line (SPEC section 7)."""
+    text = "".join(f"{name}: {value!r}\n" for name, (_, value) in UPSTREAM.items())
+    s = load_settings(write(tmp_path, text.replace("'", '"')), environ={})
+    for _name, (setting, value) in UPSTREAM.items():
+        got = getattr(s, setting)
+        if setting == "senders":
+            assert got == [value]
+        elif isinstance(got, Path):
+            assert got == Path(value)
+        else:
+            assert got == value, setting

@@ -233,6 +233,12 @@ class Settings(BaseModel):
             ipaddress.ip_network(net, strict=False)
         return value
 
+    @field_validator("senders", "mailbox_aliases", "skel_dirs", "allowed_clients", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        # Upstream gives one value (WODSENDER=api@host); a list is ours.
+        return [value] if isinstance(value, str | Path) else value
+
     @field_validator("account_pattern")
     @classmethod
     def _pattern(cls, value: str) -> str:
