@@ -269,3 +269,12 @@ def test_every_variable_given_to_hooks_is_documented(dirs):
     env = make_env(settings)
     missing = [name for name in env if f"`{name}`" not in docs]
     assert missing == []
+
+
+def test_every_hook_kind_is_documented():
+    from wod.services.hooks import KINDS
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "hooks.md").read_text()
+    missing = [kind for kind in KINDS if f"`{kind}-<WORKSHOP>.sh`" not in docs]
+    assert missing == []
+    assert "`WODSTAGING`" in docs
