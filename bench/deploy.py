@@ -6,7 +6,7 @@ For each shared fixture workshop, side by side in one run: our deployment cold (
 folder.  Then how our cost grows with the number and size of files and with students in a row.
 Writes the tables into docs/benchmarks.md (section "Content deployment").
 
-    .venv/bin/python bench/deploy.py [--runs 5] [--ansible-runs 3] [--no-write]
+    .venv/bin/python bench/deploy.py [--runs 5] [--ansible-runs 5] [--no-write]
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--ansible-runs", type=int, default=3)
+    parser.add_argument("--ansible-runs", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="Do not update docs.")
     args = parser.parse_args()
     if not FIXTURES.is_dir():
