@@ -30,8 +30,7 @@ def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             svc, request, workshop, stdid, steps.template_password(workshop, password)
         )
         env = steps.hook_env(svc, request, workshop, stdid, password, target)
-        for run in svc.hooks.run("cleanup", request.folder, env):
-            ctx.log(run.summary())
+        steps.run_hooks(svc, ctx, "cleanup", request, env)
 
     with ctx.step("completion"):
         measured = svc.content.completion_details(request.workshop, s.home(stdid))

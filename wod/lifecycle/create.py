@@ -49,15 +49,12 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     with ctx.step("appliance"):
         target = steps.appliance_target(svc, request, workshop, stdid, tpl_password)
         env = steps.hook_env(svc, request, workshop, stdid, password, target)
-        for run in svc.hooks.run("create", request.folder, env):
-            ctx.log(run.summary())
+        steps.run_hooks(svc, ctx, "create", request, env)
 
     with ctx.step("deploy"):
 
         def templating_hooks(kind: str, staging: Path) -> None:
-            stage_env = {**env, "WODSTAGING": str(staging)}
-            for run in svc.hooks.run(kind, request.folder, stage_env):
-                ctx.log(run.summary())
+            steps.run_hooks(svc, ctx, kind, request, {**env, "WODSTAGING": str(staging)})
 
         report = svc.content.deploy(
             request.workshop,
@@ -74,8 +71,7 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         )
 
     with ctx.step("post-copy"):
-        for run in svc.hooks.run("post-copy", request.folder, env):
-            ctx.log(run.summary())
+        steps.run_hooks(svc, ctx, "post-copy", request, env)
 
     with ctx.step("report"):
         svc.apidb.update_student(s.apidb_student_id(stdid), password=password)

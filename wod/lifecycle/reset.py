@@ -41,8 +41,7 @@ def reset(svc: Services, job: Any, ctx: Any, request: Request) -> None:
                 steps.template_password(workshop, passwords[stdid]),
             )
             env = steps.hook_env(svc, request, workshop, stdid, passwords[stdid], target)
-            for run in svc.hooks.run("reset", request.folder, env, required=True):
-                ctx.log(run.summary())
+            steps.run_hooks(svc, ctx, "reset", request, env, required=True)
 
     if request.is_range:
         with ctx.step("capacity"):

@@ -134,6 +134,14 @@ def hook_env(
     )
 
 
+def run_hooks(
+    svc: Services, ctx: Any, kind: str, request: Request, env: dict[str, str], **options: Any
+) -> None:
+    """Run the workshop's ``kind`` hooks; each one's summary goes into the job record."""
+    for run in svc.hooks.run(kind, request.folder, env, **options):
+        ctx.log(run.summary())
+
+
 def appliance_target(
     svc: Services, request: Request, workshop: Workshop, stdid: int, password: str | None
 ) -> str | None:
