@@ -55,6 +55,20 @@ def demo(root: Path) -> None:
         f"studentId={cu['studentId']}"
     )
     click.echo("   (the api-db would now e-mail these credentials to the participant)")
+    cj, cs, cc = result.cleanup_job, result.cleanup_student, result.cleanup_customer
+    click.echo(f"\n8. the session ends: sent 'CLEANUP {result.stdid} {cu['id']}' the same way")
+    click.echo(
+        f"9. CLEANUP job #{cj['id']} {cj['status']} in {cj['seconds'] * 1000:.0f} ms: steps "
+        + ", ".join(step["name"] for step in cj["steps"])
+    )
+    click.echo(
+        f"   registry: customer completionPercentage={cc.get('completionPercentage')} "
+        f"cleaned={bool(cc['cleaned'])} active={bool(cc['active'])}; student "
+        f"assigned={bool(cs['assigned'])}, password changed={cs['password'] != st['password']}"
+    )
+    click.echo(
+        f"   home after CLEANUP (re-seeded skeleton): {', '.join(result.home_after_cleanup)}"
+    )
     click.echo(
         f"\nEverything is kept in {result.root}: wod -c {result.root}/wod.yml jobs show "
         f"{job['id']} | seats"

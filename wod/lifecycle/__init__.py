@@ -41,6 +41,8 @@ class Lifecycle:
 
 def make_runner(settings: Settings, queue: Any) -> Lifecycle:
     """Build every service from ``settings`` and return the runner for the worker."""
+    import nbformat  # noqa: F401  (heavy: loaded at start, not in the first CLEANUP)
+
     from wod.services import Services
 
     return Lifecycle(Services.from_settings(settings, queue))

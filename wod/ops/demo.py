@@ -5,7 +5,8 @@ api-db-compatible registry and ``wod serve`` as separate processes on free ports
 registers a participant with the registry as the web portal would, sends the ``CREATE``
 mail exactly as the api-db does (the raw SPEC 2.2 byte block over SMTP), waits for the job
 and returns what a user wants to see: the deployed files, the credentials as the registry
-now holds them, the job's steps and timings.  Nothing is faked; the JupyterHub step is
+now holds them, the job's steps and timings — then ends the session with the api-db's
+``CLEANUP`` (completion scored, seat freed, home wiped).  Nothing is faked; the JupyterHub step is
 skipped because the demo runs no hub (the test suite runs a real one).
 
 The processes are stopped with SIGTERM at the end; the folder is kept for inspection.
@@ -50,6 +51,10 @@ class DemoResult:
     total_ms: float
     files: list[tuple[str, int, str]] = field(default_factory=list)
     excerpt: list[str] = field(default_factory=list)
+    cleanup_job: dict[str, Any] = field(default_factory=dict)
+    cleanup_student: dict[str, Any] = field(default_factory=dict)
+    cleanup_customer: dict[str, Any] = field(default_factory=dict)
+    home_after_cleanup: list[str] = field(default_factory=list)
 
 
 def _free_port() -> int:
@@ -182,45 +187,70 @@ def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
             f"server said {greeting.decode(errors='replace').strip()!r} and the client hung up"
         )
 
-        job: dict[str, Any] = {}
-
-        def finished() -> bool:
-            nonlocal job
-            jobs = httpx.get(f"{web}/api/jobs", timeout=5).json()
-            if not jobs:
-                return False
-            job = httpx.get(f"{web}/api/jobs/{jobs[0]['id']}", timeout=5).json()
-            return job["status"] in ("done", "failed")
-
-        _wait(finished, "the CREATE job", 60, backend)
+        job = _wait_job(web, 1, backend)
         ack_ms = (job["created"] - sent_at) * 1000
         total_ms = ((job["finished"] or time.time()) - sent_at) * 1000
         if job["status"] != "done":
             raise RuntimeError(f"the CREATE job failed: {job['reason']}\n{job.get('output')}")
 
-    db = settings.state_dir / "registry.db"
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        student = dict(
-            conn.execute("SELECT * FROM students WHERE id = ?", (customer["studentId"],)).fetchone()
+        student, cust_row = _rows(settings, customer["studentId"], customer["id"])
+        home = settings.home(stdid)
+        result = DemoResult(
+            root=root,
+            settings=settings,
+            stdid=stdid,
+            customer=cust_row,
+            student=student,
+            job=job,
+            ack_ms=ack_ms,
+            total_ms=total_ms,
+            files=_files(home / WORKSHOP),
+            excerpt=_excerpt(
+                home / WORKSHOP / "1-Sample-Notebook.ipynb",
+                [f"student{stdid}", student.get("password") or "\0", f"student = {stdid}"],
+            ),
         )
-        cust_row = dict(
-            conn.execute("SELECT * FROM customers WHERE id = ?", (customer["id"],)).fetchone()
+
+        # The end of the session: the api-db's CLEANUP scores the notebook and frees the seat.
+        subject = f"CLEANUP {stdid} {customer['id']}"
+        send_raw(
+            "127.0.0.1",
+            settings.smtp_port,
+            api_db_block(
+                subject,
+                WORKSHOP,
+                helo="apidb.local",
+                sender=SENDER,
+                recipient=f"{settings.command_mailbox}@localhost",
+            ),
         )
-    home = settings.home(stdid)
-    result = DemoResult(
-        root=root,
-        settings=settings,
-        stdid=stdid,
-        customer=cust_row,
-        student=student,
-        job=job,
-        ack_ms=ack_ms,
-        total_ms=total_ms,
-        files=_files(home / WORKSHOP),
-        excerpt=_excerpt(
-            home / WORKSHOP / "1-Sample-Notebook.ipynb",
-            [f"student{stdid}", student.get("password") or "\0", f"student = {stdid}"],
-        ),
-    )
+        result.cleanup_job = _wait_job(web, 2, backend)
+        result.cleanup_student, result.cleanup_customer = _rows(
+            settings, customer["studentId"], customer["id"]
+        )
+        result.home_after_cleanup = sorted(p.name for p in home.iterdir())
     return result
+
+
+def _wait_job(web: str, job_id: int, backend: subprocess.Popen) -> dict[str, Any]:
+    job: dict[str, Any] = {}
+
+    def finished() -> bool:
+        nonlocal job
+        reply = httpx.get(f"{web}/api/jobs/{job_id}", timeout=5)
+        if reply.status_code != 200:
+            return False
+        job = reply.json()
+        return job["status"] in ("done", "failed")
+
+    _wait(finished, f"job {job_id}", 60, backend)
+    return job
+
+
+def _rows(settings: Settings, student_id: int, customer_id: int) -> tuple[dict, dict]:
+    """The student and customer rows as the registry (api-db) holds them."""
+    with sqlite3.connect(settings.state_dir / "registry.db") as conn:
+        conn.row_factory = sqlite3.Row
+        student = conn.execute("SELECT * FROM students WHERE id = ?", (student_id,))
+        customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,))
+        return dict(student.fetchone()), dict(customer.fetchone())
