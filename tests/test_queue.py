@@ -105,6 +105,28 @@ def test_crashed_worker_job_resumes(tmp_path: Path):
     assert fresh.job(job_id).reason == "resumed after an interruption"
 
 
+def test_job_with_unreadable_stored_request_fails_and_does_not_block(
+    tmp_path: Path, queue: JobQueue
+):
+    bad = queue.submit(req("CLEANUP", 3))
+    later = queue.submit(req("PURGE", 3))
+    damage = sqlite3.connect(tmp_path / "wod.db")
+    damage.execute("UPDATE jobs SET request = '{garbage' WHERE id = ?", (bad,))
+    damage.commit()
+    damage.close()
+    # The damaged job is never acted on, never left running, and the next one of
+    # that student is handed out.
+    job = queue.claim("w")
+    assert job is not None and job.id == later and job.verb == "PURGE"
+    failed = queue.job(bad)
+    assert failed.status == "failed"
+    assert failed.reason.startswith("stored request is unreadable")
+    # Listing still works and shows what the indexed columns hold.
+    listed = {j.id: j for j in queue.jobs()}
+    assert listed[bad].request.stdid == 3 and listed[bad].verb == "CLEANUP"
+    assert listed[bad].request.notes[0].startswith("stored request is unreadable")
+
+
 def test_one_students_jobs_are_claimed_in_order(queue: JobQueue):
     a = queue.submit(req("CLEANUP", 1))
     b = queue.submit(req("PURGE", 1))

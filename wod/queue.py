@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from wod.errors import Transient
-from wod.requests import Request
+from wod.requests import Request, Verb
 
 MAX_RAW = 64 * 1024
 MAX_OUTPUT = 64 * 1024
@@ -216,6 +216,14 @@ def _clip_raw(raw: bytes | None) -> bytes | None:
     return None if raw is None else bytes(raw[:MAX_RAW])
 
 
+def _stored_request(row: sqlite3.Row) -> Request:
+    """The request a job row holds; ValueError if it cannot be read back whole."""
+    try:
+        return Request.from_dict(json.loads(row["request"]))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {str(exc)[:80]}") from None
+
+
 class JobQueue:
     """The queue over one SQLite file; safe to share between threads and processes."""
 
@@ -335,18 +343,37 @@ class JobQueue:
     def claim(self, worker: str = "") -> Job | None:
         """Take the oldest runnable job (see the module docstring) and mark it running."""
         now = time.time()
+        unreadable = False
         with self._write() as db:
-            row = db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.status = 'queued'"
-                " AND j.not_before <= ? AND NOT EXISTS ("
-                "  SELECT 1 FROM jobs e WHERE e.id < j.id"
-                "  AND e.status IN ('queued', 'running')"
-                "  AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
-                "  AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)"
-                " ORDER BY j.id LIMIT 1",
-                (now,),
-            ).fetchone()
+            while True:
+                row = db.execute(
+                    f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.status = 'queued'"
+                    " AND j.not_before <= ? AND NOT EXISTS ("
+                    "  SELECT 1 FROM jobs e WHERE e.id < j.id"
+                    "  AND e.status IN ('queued', 'running')"
+                    "  AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
+                    "  AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)"
+                    " ORDER BY j.id LIMIT 1",
+                    (now,),
+                ).fetchone()
+                if row is None:
+                    break
+                try:
+                    _stored_request(row)
+                except ValueError as exc:
+                    # Never act on a request that cannot be read back whole; fail it so
+                    # it neither loops nor blocks the student's later jobs.
+                    unreadable = True
+                    db.execute(
+                        "UPDATE jobs SET status = 'failed', finished = ?, reason = ?"
+                        " WHERE id = ?",
+                        (now, f"stored request is unreadable: {exc}", row["id"]),
+                    )
+                    continue
+                break
             if row is None:
+                if unreadable:
+                    self.wake()
                 return None
             db.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?,"
@@ -507,9 +534,21 @@ class JobQueue:
 
     # -- reading ------------------------------------------------------------------------
     def _job(self, row: sqlite3.Row, steps: tuple[Step, ...] = ()) -> Job:
+        try:
+            request = _stored_request(row)
+        except ValueError as exc:  # still listable: rebuilt from the indexed columns
+            request = Request(
+                verb=Verb(row["verb"]) if row["verb"] in Verb.__members__ else Verb.CREATE,
+                stdid=row["stdid_min"],
+                stdid_max=row["stdid_max"],
+                customer=row["customer"],
+                workshop=row["workshop"],
+                channel=row["channel"],
+                notes=(f"stored request is unreadable: {exc}",),
+            )
         return Job(
             id=row["id"],
-            request=Request.from_dict(json.loads(row["request"])),
+            request=request,
             status=row["status"],
             attempts=row["attempts"],
             tries=row["attempts"] - row["budget_from"],
