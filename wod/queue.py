@@ -365,8 +365,7 @@ class JobQueue:
                     # it neither loops nor blocks the student's later jobs.
                     unreadable = True
                     db.execute(
-                        "UPDATE jobs SET status = 'failed', finished = ?, reason = ?"
-                        " WHERE id = ?",
+                        "UPDATE jobs SET status = 'failed', finished = ?, reason = ? WHERE id = ?",
                         (now, f"stored request is unreadable: {exc}", row["id"]),
                     )
                     continue
