@@ -155,3 +155,24 @@ def test_every_upstream_name_of_an_existing_install_is_accepted(tmp_path):
             assert got == Path(value)
         else:
             assert got == value, setting
+
+
+@pytest.mark.parametrize("secret", ["#starts-with-hash", "a: b", "2024-01-01", "&anchor", "null"])
+def test_text_settings_from_the_environment_are_taken_verbatim(tmp_path, secret):
+    """A password is whatever the variable holds, even when YAML would read it otherwise."""
+    s = load_settings(
+        write(tmp_path, ""),
+        environ={"WOD_APIDB_PASSWORD": secret, "WOD_WODBETOKEN": secret, "WOD_ADMIN_USER": secret},
+    )
+    assert (s.apidb_password, s.hub_token, s.admin_user) == (secret, secret, secret)
+
+
+def test_empty_optional_path_means_unset(tmp_path):
+    """WODPRIVNOBO="" (as in an upstream wod.sh) is no private tree, not the current folder."""
+    s = load_settings(
+        write(tmp_path, "private_notebooks_dir: ''\n"),
+        environ={"WOD_WODSCRIPTPRIVDIR": "", "WOD_SMARTHOST": ""},
+    )
+    assert s.private_notebooks_dir is None
+    assert s.private_scripts_dir is None
+    assert not s.smarthost

@@ -296,6 +296,12 @@ def _aliases() -> dict[str, str]:
 UPSTREAM_ALIASES = _aliases()
 
 
+#: Settings whose value is one piece of text: taken verbatim from the environment (a
+#: password ``#x``, ``a: b`` or ``0123`` is not YAML), and from the file as given.
+_TEXT = (str, str | None, Path, Path | None)
+_OPTIONAL = (str | None, Path | None)
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, raw in environ.items():
@@ -308,15 +314,17 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             name = UPSTREAM_ALIASES[name.upper()]
         if name not in Settings.model_fields:
             raise SettingsError(f"environment variable {key}: unknown setting '{name}'")
+        annotation = Settings.model_fields[name].annotation
+        if annotation in _OPTIONAL and not raw.strip():
+            out[name] = None  # WODPRIVNOBO="" is "none", not the current folder
+            continue
+        if annotation in _TEXT:
+            out[name] = raw
+            continue
         # YAML parsing gives lists, numbers and booleans their natural type.
         try:
             out[name] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            out[name] = raw
-        if isinstance(out[name], (int, float, bool)) and Settings.model_fields[name].annotation in (
-            str,
-            str | None,
-        ):
             out[name] = raw
     return out
 
@@ -373,6 +381,8 @@ def load_settings(
         data = _normalise_keys(raw, source)
         base = path.parent.resolve()
         for name, field in Settings.model_fields.items():
+            if field.annotation in _OPTIONAL and data.get(name) == "":
+                data[name] = None  # an empty optional path is "none", not this folder
             # Relative paths in the file are relative to the file.
             if name in data and data[name] is not None and "Path" in str(field.annotation):
                 value = data[name]
