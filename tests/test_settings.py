@@ -176,3 +176,12 @@ def test_empty_optional_path_means_unset(tmp_path):
     assert s.private_notebooks_dir is None
     assert s.private_scripts_dir is None
     assert not s.smarthost
+
+
+def test_a_bad_secret_value_is_not_echoed_in_the_error(tmp_path):
+    path = write(tmp_path, "apidb_password: [hunter2]\nldap_password: {pw: hunter3}\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    assert "setting 'apidb_password'" in str(err.value)
+    assert "setting 'ldap_password'" in str(err.value)
+    assert "hunter2" not in str(err.value) and "hunter3" not in str(err.value)

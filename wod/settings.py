@@ -349,7 +349,10 @@ def _describe(error: ValidationError, source: str) -> str:
             lines.append(f"{source}: unknown setting '{key}'")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}: setting '{key}': {msg} (got {err.get('input')!r})")
+            field = Settings.model_fields.get(str(err["loc"][0])) if err["loc"] else None
+            secret = field is not None and (field.json_schema_extra or {}).get("secret")
+            got = "a value not shown (secret)" if secret else repr(err.get("input"))
+            lines.append(f"{source}: setting '{key}': {msg} (got {got})")
     return "\n".join(lines)
 
 
