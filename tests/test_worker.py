@@ -3,6 +3,7 @@ students, retry with backoff, permanent failures, waiting for an earlier job, me
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -235,3 +236,45 @@ def test_metrics_count_outcomes_and_steps(settings, queue):
     assert get("wod_jobs_total", {"verb": "CREATE", "outcome": "done"}) == 1
     assert get("wod_jobs_total", {"verb": "CREATE", "outcome": "failed"}) == 1
     assert get("wod_step_seconds_count", {"step": "deploy"}) == 2
+
+
+@pytest.mark.parametrize("when", ["during a step", "at the outcome"])
+def test_busy_job_database_never_leaves_a_job_running(settings, tmp_path, when):
+    """Another process holds the job database longer than the busy timeout: the job is
+    retried (a step) or its outcome recorded once the database is free; it never stays
+    'running' (which would block the student's later jobs until a restart)."""
+    queue = JobQueue(settings.db_path, timeout=0.2)
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None, check_same_thread=False)
+    released = threading.Event()
+
+    def release() -> None:
+        blocker.execute("ROLLBACK")
+        released.set()
+
+    def runner(job: Job, ctx: JobContext) -> None:
+        with ctx.step("first"):
+            pass
+        if job.attempts == 1:
+            blocker.execute("BEGIN EXCLUSIVE")
+            threading.Timer(0.8, release).start()
+        if when == "during a step":
+            with ctx.step("second"):
+                pass
+
+    job_id = queue.submit(req("CLEANUP", 7))
+    later = queue.submit(req("PURGE", 7))
+    worker = run_worker(settings, queue, runner, workers=1, poll_interval=0.05)
+    try:
+        assert worker.drain(10)
+    finally:
+        worker.stop(5)
+        released.wait(5)
+        blocker.close()
+    job = queue.job(job_id)
+    assert job.status == "done"
+    assert queue.job(later).status == "done"
+    if when == "during a step":
+        assert job.attempts == 2 and [s.name for s in job.steps if s.attempt == 2] == [
+            "first",
+            "second",
+        ]

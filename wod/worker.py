@@ -19,6 +19,10 @@ Outcome of a run, by what the runner raised:
 - anything else: ``failed`` with the exception's class and message; the traceback is
   logged.
 
+A job database too busy or full to record a step counts as a transient fault; recording the
+outcome is retried until it succeeds (or the worker stops: the job then resumes at the next
+start), so a job is never left ``running`` while the worker goes on.
+
 Threads wake at once when a job is submitted in this process, and poll every
 ``poll_interval`` seconds for jobs submitted by other processes.
 """
@@ -26,11 +30,13 @@ Threads wake at once when a job is submitted in this process, and poll every
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -233,6 +239,22 @@ class Worker:
         s = self.settings
         return min(s.retry_base_delay * 2 ** max(tries - 1, 0), s.retry_max_delay)
 
+    def _settle(self, job_id: int, record: Callable[..., None], *args: Any, **kw: Any) -> None:
+        """Record a job's outcome, waiting out a busy or full job database (a job left
+        ``running`` would block its student until the next start).  Gives up only when the
+        worker is stopping: the job then resumes at the next start."""
+        pause = self.poll_interval
+        while True:
+            try:
+                record(*args, **kw)
+                return
+            except sqlite3.Error as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("job %s: outcome not recorded yet (%s); trying again", job_id, exc)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 30.0)
+
     def run_one(self, job: Job) -> str:
         """Run a claimed job to its outcome; returns it (done, failed, retry, wait)."""
         ctx = JobContext(self.queue, job, self.settings, self.metrics)
@@ -240,31 +262,37 @@ class Worker:
         started = time.monotonic()
         outcome = "done"
         try:
-            self.runner(job, ctx)
+            try:
+                self.runner(job, ctx)
+            except sqlite3.Error as exc:
+                # The job database was busy or full while a step was being recorded: the
+                # job itself did not fail; run it again later (steps are idempotent).
+                raise Transient(f"job database: {exc}") from None
         except Wait as exc:
             outcome = "wait"
-            self.queue.defer(job.id, exc.delay, exc.reason, attempt_used=False)
+            self._settle(
+                job.id, self.queue.defer, job.id, exc.delay, exc.reason, attempt_used=False
+            )
         except Transient as exc:
             if job.tries >= self.settings.retry_max_attempts:
                 outcome = "failed"
-                self.queue.fail(
-                    job.id, f"gave up after {job.tries} attempts: {exc.reason}", exc.output
-                )
+                reason = f"gave up after {job.tries} attempts: {exc.reason}"
+                self._settle(job.id, self.queue.fail, job.id, reason, exc.output)
             else:
                 outcome = "retry"
                 delay = exc.delay if exc.delay is not None else self.backoff(job.tries)
                 log.info("job %s: %s; retry in %.1f s", job.id, exc.reason, delay)
-                self.queue.defer(job.id, delay, exc.reason, output=exc.output)
+                self._settle(job.id, self.queue.defer, job.id, delay, exc.reason, output=exc.output)
         except (Permanent, Rejected) as exc:
             outcome = "failed"
             log.warning("job %s failed: %s", job.id, exc.reason)
-            self.queue.fail(job.id, exc.reason, exc.output)
+            self._settle(job.id, self.queue.fail, job.id, exc.reason, exc.output)
         except Exception as exc:
             outcome = "failed"
             log.exception("job %s: unexpected error", job.id)
-            self.queue.fail(job.id, f"{type(exc).__name__}: {exc}")
+            self._settle(job.id, self.queue.fail, job.id, f"{type(exc).__name__}: {exc}")
         else:
-            self.queue.complete(job.id, ctx.output)
+            self._settle(job.id, self.queue.complete, job.id, ctx.output)
         if self.metrics is not None:
             self.metrics.jobs.labels(verb, outcome).inc()
             self.metrics.job_seconds.labels(verb).observe(time.monotonic() - started)
