@@ -101,3 +101,11 @@ def test_ldaps_with_untrusted_certificate_is_permanent(slapd):
     ldap = make(slapd, ldap_tls="ldaps", ldap_port=slapd.ldaps_port)
     with pytest.raises(Permanent, match="certificate"):
         ldap.set_password("student1", "x1234567")
+
+
+@pytest.mark.slapd
+def test_starttls_with_untrusted_certificate_is_permanent(slapd):
+    # The failed handshake leaves a broken socket: closing it must not hide the reason.
+    ldap = make(slapd, ldap_tls="starttls")
+    with pytest.raises(Permanent, match="StartTLS failed.*certificate"):
+        ldap.set_password("student1", "x1234567")

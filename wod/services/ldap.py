@@ -100,18 +100,18 @@ class Ldap:
                     raise Permanent(f"{self._where()}: bind as {dn} refused: invalid credentials")
                 self._raise(conn.result, f"bind as {dn}")
         except ldap_exc.LDAPStartTLSError as exc:
-            conn.unbind()
+            _close(conn)
             raise Permanent(f"{self._where()}: StartTLS failed: {exc}") from None
         except ldap_exc.LDAPCommunicationError as exc:
-            conn.unbind()
+            _close(conn)
             if "certificate" in str(exc).lower():
                 raise Permanent(f"{self._where()}: TLS certificate rejected: {exc}") from None
             raise Transient(f"{self._where()} unreachable: {exc}") from None
         except ldap_exc.LDAPException as exc:
-            conn.unbind()
+            _close(conn)
             raise Transient(f"{self._where()}: {exc}") from None
-        except Permanent:
-            conn.unbind()
+        except (Permanent, Transient):
+            _close(conn)
             raise
         return conn
 
@@ -136,7 +136,7 @@ class Ldap:
         except ldap_exc.LDAPCommunicationError as exc:
             raise Transient(f"{self._where()} lost during password change: {exc}") from None
         finally:
-            conn.unbind()
+            _close(conn)
         log.info("LDAP password of %s replaced", dn)
 
     def verify_password(self, account: str, password: str) -> bool:
@@ -147,8 +147,17 @@ class Ldap:
             if "invalid credentials" in exc.reason:
                 return False
             raise
-        conn.unbind()
+        _close(conn)
         return True
+
+
+def _close(conn: Connection) -> None:
+    """Unbind and close; a connection the server or a failed TLS handshake already broke
+    raises on unbind, which must not hide the error being reported."""
+    try:
+        conn.unbind()
+    except ldap_exc.LDAPException:
+        pass
 
 
 def _describe(result: dict[str, Any] | None) -> str:
