@@ -185,3 +185,11 @@ def test_a_bad_secret_value_is_not_echoed_in_the_error(tmp_path):
     assert "setting 'apidb_password'" in str(err.value)
     assert "setting 'ldap_password'" in str(err.value)
     assert "hunter2" not in str(err.value) and "hunter3" not in str(err.value)
+
+
+def test_a_key_given_twice_in_the_file_is_an_error(tmp_path):
+    path = write(tmp_path, "workers: 4\nuser_max: 30\nworkers: 8\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    assert "'workers' given twice" in str(err.value)
+    assert str(path) in str(err.value)

@@ -341,6 +341,28 @@ def _normalise_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"'{key}' given twice (again on line {line})")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML refusing a key given twice (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # PyYAML itself refuses unhashable keys
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _describe(error: ValidationError, source: str) -> str:
     lines = []
     for err in error.errors():
@@ -374,9 +396,11 @@ def load_settings(
         path = Path(path)
         source = str(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.load(path.read_text(encoding="utf-8"), _UniqueKeyLoader) or {}
         except FileNotFoundError:
             raise SettingsError(f"{path}: configuration file not found") from None
+        except _DuplicateKey as exc:
+            raise SettingsError(f"{path}: {exc}") from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
