@@ -93,6 +93,7 @@ def test_reset_range_and_promise_ids(app, queue):
     [
         (b"{not json", 400, "not valid JSON"),
         (b"[1, 2]", 400, "expected a JSON object"),
+        (b"[" * 50_000, 400, "body is not valid JSON"),
         (b'{"verb": "CREATE", "stdid": 1, "customer": 2}', 400, "missing field 'workshop'"),
         (
             b'{"verb": "CREATE 1 2 a@b.c", "stdid": 1, "customer": 2, "workshop": "WKSHP-X"}',

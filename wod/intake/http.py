@@ -144,7 +144,7 @@ def make_router(
             return await refuse(400, f"request body larger than {MAX_BODY} bytes", raw[:1024])
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested too
             return await refuse(400, "body is not valid JSON", raw)
         try:
             subject, body = subject_of(data)
