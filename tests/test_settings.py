@@ -193,3 +193,22 @@ def test_a_key_given_twice_in_the_file_is_an_error(tmp_path):
         load_settings(path, environ={})
     assert "'workers' given twice" in str(err.value)
     assert str(path) in str(err.value)
+
+
+def test_an_unreadable_settings_file_is_a_clear_error(tmp_path):
+    binary = tmp_path / "binary.yml"
+    binary.write_bytes(b"workers: 4\xff\n")
+    folder = tmp_path / "folder.yml"
+    folder.mkdir()
+    for path in (binary, folder):
+        with pytest.raises(SettingsError) as err:
+            load_settings(path, environ={})
+        assert str(path) in str(err.value)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wod", "-c", str(binary), "settings"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and str(binary) in proc.stderr

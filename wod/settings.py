@@ -401,6 +401,10 @@ def load_settings(
             raise SettingsError(f"{path}: configuration file not found") from None
         except _DuplicateKey as exc:
             raise SettingsError(f"{path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise SettingsError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
