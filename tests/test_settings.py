@@ -212,3 +212,28 @@ def test_an_unreadable_settings_file_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and str(binary) in proc.stderr
+
+
+def test_init_into_a_folder_in_use_keeps_the_admins_files(tmp_path):
+    """`wod init DIR` (and --force) adds the layout and samples, never overwrites a file."""
+    root = tmp_path / "inst"
+    mine = root / "notebooks" / "WKSHP-Sample101" / "wod.yml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("name: 'my own edit'\nrange: [1, 3]\n")
+    hook = root / "scripts" / "create-WKSHP-Sample101.sh"
+    hook.parent.mkdir()
+    hook.write_text("#!/bin/sh\necho mine\n")
+    (root / "notes.txt").write_text("keep me\n")
+    for force in (False, True):
+        proc = subprocess.run(
+            [sys.executable, "-m", "wod", "init", str(root), *(["--force"] if force else [])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert mine.read_text() == "name: 'my own edit'\nrange: [1, 3]\n"
+        assert hook.read_text() == "#!/bin/sh\necho mine\n"
+        assert (root / "notes.txt").read_text() == "keep me\n"
+        assert (root / "notebooks" / "WKSHP-Sample201" / "wod.yml").is_file()  # samples added
+        assert load_settings(root / "wod.yml", environ={}).notebooks_dir == root / "notebooks"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,22 @@ def render_config(values: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _existing_in(src: Path, dest: Path) -> Callable[[str, list[str]], set[str]]:
+    """A ``copytree`` filter skipping what already exists at the destination (an admin's
+    edited workshop or hook is never overwritten; only folders are merged)."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        target = dest / Path(folder).relative_to(src)
+        return {
+            n
+            for n in names
+            if (target / n).is_symlink()
+            or ((target / n).exists() and not ((target / n).is_dir() and Path(folder, n).is_dir()))
+        }
+
+    return ignore
+
+
 def init_install(
     root: Path,
     *,
@@ -117,7 +134,13 @@ def init_install(
         ):
             src = samples / name
             if src.is_dir():
-                shutil.copytree(src, root / dest, symlinks=True, dirs_exist_ok=True)
+                shutil.copytree(
+                    src,
+                    root / dest,
+                    symlinks=True,
+                    dirs_exist_ok=True,
+                    ignore=_existing_in(src, root / dest),
+                )
     config.write_text(render_config(merged), encoding="utf-8")
     config.chmod(0o600)
     return config
