@@ -237,3 +237,15 @@ def test_init_into_a_folder_in_use_keeps_the_admins_files(tmp_path):
         assert (root / "notes.txt").read_text() == "keep me\n"
         assert (root / "notebooks" / "WKSHP-Sample201" / "wod.yml").is_file()  # samples added
         assert load_settings(root / "wod.yml", environ={}).notebooks_dir == root / "notebooks"
+
+
+def test_init_where_a_folder_cannot_be_made_is_a_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wod", "init", str(tmp_path / "a-file" / "inst")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "a-file" in proc.stderr

@@ -43,6 +43,10 @@ def init(
         load_settings(config, environ={})
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write {exc.filename or directory}: {exc.strerror}"
+        ) from None
     except SettingsError as exc:
         raise click.ClickException(f"generated settings do not load: {exc}") from None
     click.echo(f"wrote {config}")
