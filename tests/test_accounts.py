@@ -385,3 +385,67 @@ def test_cli_kill_stale_directory_mode(run_cli):
     assert "0 process(es) killed" in result.output
     bad = run("kill-stale", "--older-than", "soon")
     assert bad.exit_code == 2 and "expected a number" in bad.output
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_ids_of_another_account_are_never_touched(tmp_path):
+    """On a host where student1's uid does not follow uid_base, uid_base + 1 may be another
+    person's account: its processes and files must be left alone, with a clear reason."""
+    settings = _settings(tmp_path, "system")
+    _remove_leftovers(settings)
+    acct = SystemAccounts(settings)
+    other_name = "wodtother"
+    home1 = settings.home(1)
+    home1.mkdir(parents=True)
+    made = [["userdel", "wodt1"], ["userdel", other_name], ["groupdel", other_name]]
+    try:
+        # student1 made by hand with uid 61050; uid 61001 (= uid_base + 1) is someone else.
+        subprocess.run(["groupadd", "--gid", str(TEST_BASE + 1), other_name], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--uid",
+                str(TEST_BASE + 1),
+                "--gid",
+                str(TEST_BASE + 1),
+                "--no-create-home",
+                other_name,
+            ],
+            check=True,
+        )
+        subprocess.run(
+            [
+                "useradd",
+                "--uid",
+                str(TEST_BASE + 50),
+                "--no-create-home",
+                "--no-user-group",
+                "--home-dir",
+                str(home1),
+                "wodt1",
+            ],
+            check=True,
+        )
+        someone = _start_as(TEST_BASE + 1, "sleep", "300")
+        try:
+            with pytest.raises(Permanent, match="wodt1 has uid 61050"):
+                acct.kill_processes(1)
+            with pytest.raises(Permanent, match="wodt1 has uid 61050"):
+                acct.reset_home(1)
+            assert someone.poll() is None  # the other person's process still runs
+            assert home1.stat().st_uid != TEST_BASE + 1  # and was not given student1's home
+        finally:
+            someone.kill()
+            someone.wait()
+        # Creating student2 whose uid is taken: refused before anything is created.
+        subprocess.run(["usermod", "--uid", str(TEST_BASE + 2), other_name], check=True)
+        with pytest.raises(Permanent, match=f"belongs to account {other_name}"):
+            acct.provision(2)
+        with pytest.raises(KeyError):
+            pwd.getpwnam("wodt2")
+        assert subprocess.run(["getent", "group", "wodt2"], capture_output=True).returncode == 2
+    finally:
+        for argv in made:
+            subprocess.run(argv, capture_output=True)
+        _remove_leftovers(settings)

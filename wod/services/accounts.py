@@ -318,8 +318,29 @@ class SystemAccounts(Accounts):
     def exists(self, n: int) -> bool:
         return self._entry(n) is not None and self.home(n).is_dir()
 
+    def _check_ids(self, n: int) -> int:
+        """``uid(n)``, once it is sure that this uid (and gid) is student ``n``'s: killing
+        the processes of, or giving files to, ``uid_base + n`` must never hit another
+        user's account when the ids on this host do not follow ``uid_base``/``gid_base``."""
+        name, uid, gid = self.name(n), self.uid(n), self.gid(n)
+        entry = self._entry(n)
+        if entry is not None:
+            if (entry.pw_uid, entry.pw_gid) != (uid, gid):
+                raise Permanent(
+                    f"account {name} has uid {entry.pw_uid} gid {entry.pw_gid}, expected "
+                    f"{uid} {gid} (uid_base + {n}, gid_base + {n}): not touching it"
+                )
+            return uid
+        try:
+            other = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return uid
+        raise Permanent(f"uid {uid} of {name} belongs to account {other}: not touching it")
+
     def provision(self, n: int) -> None:
         name, uid, gid, home = self.name(n), self.uid(n), self.gid(n), self.home(n)
+        if self._entry(n) is None:
+            self._check_ids(n)  # the uid is not another account's (before groupadd)
         try:
             group = grp.getgrnam(name)
             if group.gr_gid != gid:
@@ -383,10 +404,11 @@ class SystemAccounts(Accounts):
         return False
 
     def processes(self, n: int) -> list[Process]:
-        return list_processes(self.uid(n))
+        return list_processes(self._check_ids(n))
 
     def kill_processes(self, n: int) -> int:
         # Repeat: a process may fork while its siblings are being killed.
+        self._check_ids(n)
         total = 0
         for _ in range(10):
             found = self.processes(n)
@@ -397,7 +419,7 @@ class SystemAccounts(Accounts):
         raise Permanent(f"processes of {self.name(n)} keep appearing while being killed")
 
     def chown_tree(self, path: Path, n: int) -> None:
-        chown_tree(path, self.uid(n), self.gid(n))
+        chown_tree(path, self._check_ids(n), self.gid(n))
 
 
 # -- unprivileged homes ------------------------------------------------------------------
