@@ -108,6 +108,14 @@ def test_rest_of_body_may_be_any_encoding(cfg: Settings) -> None:
     assert parse_message(raw, cfg, sender=API_DB).workshop == "WKSHP-A"
 
 
+def test_other_headers_may_be_any_encoding(cfg: Settings) -> None:
+    raw = b"X-Mailer: Caf\xe9 1.0\nFrom: Ren\xe9 <x@y.z>\n" + api_db_mail("CLEANUP 1 2")
+    assert parse_message(raw, cfg, sender=API_DB).verb is Verb.CLEANUP
+    # A sender header that is not UTF-8 cannot name the allowed sender: refused as such.
+    raw = b"Return-Path: <wod-api\xe9@api.example.com>\n" + api_db_mail("CLEANUP 1 2")
+    assert "is not allowed" in reason(raw, cfg, sender=None)
+
+
 def test_parse_fields_for_http(cfg: Settings) -> None:
     req = parse_fields("CREATE 3 4 c@d.io", "\n WKSHP-X \n", cfg, channel="http")
     assert (req.stdid, req.email, req.channel) == (3, "c@d.io", "http")

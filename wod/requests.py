@@ -304,8 +304,11 @@ def _split(raw: bytes) -> tuple[dict[str, str], bytes, bool]:
     for header in headers:
         name, _, value = header.partition(b":")
         key = name.decode("ascii", "replace").strip().lower()
-        if key not in found:  # the first occurrence wins
-            found[key] = _decode(value.strip(), f"the {key} header")
+        if key not in found:  # the first occurrence wins; only the Subject must be UTF-8
+            if key == "subject":
+                found[key] = _decode(value.strip(), "the subject header")
+            else:
+                found[key] = value.strip().decode("utf-8", "replace")
     return found, b"".join(lines[index:]), separated
 
 
