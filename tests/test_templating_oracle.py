@@ -153,6 +153,20 @@ TRICKY = {
     "latin1": b"caf\xe9 {{ STDID }}\n",
     "whitespace-control": b"a\n  {%- if true %}\n  b\n  {% endif -%}\n  c\n",
     "set-var": b"{% set x = STDID | int + 1 %}\n{{ x }}\n",
+    # Ansible's first-line header changes the Jinja options of its template.
+    "header-trim-lstrip": (
+        b"#jinja2: trim_blocks: False, lstrip_blocks: True\n{% if true %}\n"
+        b"  {% if true %}\nx\n  {% endif %}\n{% endif %}\ny\n"
+    ),
+    "header-lstrip": b"#jinja2: lstrip_blocks: True\na\n    {% if true %}\nb\n    {% endif %}\n",
+    "header-delimiters": (
+        b"#jinja2:variable_start_string:'[%', variable_end_string:'%]'\n[% STDID %] {{ x }}\n"
+    ),
+    "header-newline": b"#jinja2: newline_sequence:'\\r\\n'\na\n{{ STDID }}\n",
+    "header-keep": b"#jinja2: keep_trailing_newline: True\n{{ STDID }}\n\n",
+    "header-crlf": b"#jinja2: trim_blocks: False\r\n{% if true %}\r\nx\r\n{% endif %}\r\n",
+    "header-only": b"#jinja2: trim_blocks: False\n",
+    "header-not-first": b" #jinja2: trim_blocks: False\n{% if true %}\nx\n{% endif %}\n",
 }
 
 TRICKY_VARS = {
@@ -176,6 +190,13 @@ BAD = {
     "hostvars-missing": b"{{ hostvars[inventory_hostname]['IP-WKSHP-NOPE'] }}\n",
     "plain-undefined": b"line\n{{ NOPE }}\n",
     "lone-undefined": b"{{ NOPE }}",
+    "header-undefined": b"#jinja2: lstrip_blocks: True\nok\n{{ NOPE }}\n",
+}
+
+BAD_HEADERS = {
+    "header-no-colon": b"#jinja2: trim_blocks False\nx\n",
+    "header-unknown-key": b"#jinja2: autoescape: True\nx\n",
+    "header-no-newline": b"#jinja2: trim_blocks: False",
 }
 
 
@@ -194,7 +215,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             continue
         for f in template_files(src):
             pairs.append((f, root / "ansible" / workshop / f.relative_to(src), workshop))
-    for group, files in (("tricky", TRICKY), ("bad", BAD)):
+    for group, files in (("tricky", TRICKY), ("bad", BAD), ("bad-header", BAD_HEADERS)):
         (root / "src" / group).mkdir(parents=True)
         for name, data in files.items():
             (root / "src" / group / name).write_bytes(data)
@@ -247,3 +268,17 @@ def test_undefined_variable_fails_in_both(name: str, oracle: Path) -> None:
     message = str(info.value)
     assert name in message and "line" in message
     assert info.value.variable in ("NOPE", "IP-WKSHP-NOPE")
+
+
+def test_undefined_variable_after_a_header_names_the_file_line(oracle: Path) -> None:
+    with pytest.raises(TemplateFailure) as info:
+        _ours(oracle / "src" / "bad" / "header-undefined", "WKSHP-Oracle", "header-undefined")
+    assert info.value.line == 3 and "header-undefined, line 3" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_HEADERS))
+def test_malformed_header_fails_in_both(name: str, oracle: Path) -> None:
+    assert not (oracle / "ansible" / "bad-header" / name).exists(), f"ansible rendered {name}"
+    with pytest.raises(TemplateFailure) as info:
+        _ours(oracle / "src" / "bad-header" / name, "WKSHP-Oracle", name)
+    assert f"{name}, line 1" in str(info.value) and "#jinja2:" in str(info.value)

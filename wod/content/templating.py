@@ -5,7 +5,8 @@ no ``lstrip_blocks``, ``\\n`` newlines (CRLF becomes LF), the trailing newlines 
 restored after rendering, an undefined variable is an error (also inside ``{% if %}`` and for a
 missing ``hostvars[...]['key']``), ``None`` renders empty, variable values are themselves
 templated (lazily, on first use), and every variable is reachable through
-``hostvars[inventory_hostname]``.  Bytes that are not UTF-8 pass through unchanged
+``hostvars[inventory_hostname]``.  A first line ``#jinja2: trim_blocks: False, ...`` changes
+those options for its template and is removed, as Ansible does.  Bytes that are not UTF-8 pass through unchanged
 (surrogate escapes, as Ansible does).  The Ansible filters and tests WoD content may use are
 implemented in :mod:`wod.content.filters`; Ansible itself is never imported.
 
@@ -15,6 +16,7 @@ and size, so deploying the same workshop for the next student costs only the ren
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import threading
@@ -34,6 +36,21 @@ from wod.errors import Permanent
 INVENTORY_HOSTNAME = "localhost"
 _MARKERS = ("{{", "{%", "{#")
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+JINJA2_OVERRIDE = "#jinja2:"
+_OVERRIDE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "block_start_string": str,
+    "block_end_string": str,
+    "variable_start_string": str,
+    "variable_end_string": str,
+    "comment_start_string": str,
+    "comment_end_string": str,
+    "line_statement_prefix": (str, type(None)),
+    "line_comment_prefix": (str, type(None)),
+    "trim_blocks": bool,
+    "lstrip_blocks": bool,
+    "newline_sequence": str,
+    "keep_trailing_newline": bool,
+}
 
 
 class TemplateFailure(Permanent):
@@ -91,6 +108,35 @@ def make_environment() -> jinja2.Environment:
     env.filters.update(filters.FILTERS)
     env.tests.update(filters.TESTS)
     return env
+
+
+def split_overrides(source: str) -> tuple[str, dict[str, Any]]:
+    """Ansible's template header: a first line ``#jinja2: key: value, ...`` sets Jinja options
+    (``trim_blocks``, ``lstrip_blocks``, delimiters, ``newline_sequence``...) for this template
+    and is removed.  Returns the remaining source and the options; ``ValueError`` when the
+    header is malformed, as Ansible refuses it."""
+    if not source.startswith(JINJA2_OVERRIDE):
+        return source, {}
+    eol = source.find("\n")
+    if eol == -1:
+        raise ValueError(f"missing newline after {JINJA2_OVERRIDE!r} override")
+    line, rest = source[len(JINJA2_OVERRIDE) : eol], source[eol + 1 :]
+    options: dict[str, Any] = {}
+    for pair in line.split(","):
+        if not pair.strip():
+            raise ValueError(f"empty {JINJA2_OVERRIDE!r} override pair")
+        if ":" not in pair:
+            raise ValueError(f"missing ':' in {JINJA2_OVERRIDE!r} override pair {pair!r}")
+        key, value = (part.strip() for part in pair.split(":", 1))
+        if key not in _OVERRIDE_TYPES:
+            raise ValueError(f"invalid {JINJA2_OVERRIDE!r} override key {key!r}")
+        parsed = ast.literal_eval(value)
+        if not isinstance(parsed, _OVERRIDE_TYPES[key]):
+            raise ValueError(f"{JINJA2_OVERRIDE!r} override {key!r}: unexpected value {value}")
+        options[key] = parsed
+    if options.get("newline_sequence", "\n") not in ("\n", "\r\n", "\r"):
+        raise ValueError("newline_sequence must be one of \\n, \\r or \\r\\n")
+    return rest, options
 
 
 def count_trailing_newlines(text: str) -> int:
@@ -205,6 +251,8 @@ class _HostView(Mapping[str, Any]):
 class Compiled:
     template: jinja2.Template
     newlines: int
+    #: lines removed before compiling (a ``#jinja2:`` header), added back in error lines
+    line_offset: int = 0
 
 
 def decode(data: bytes) -> str:
@@ -221,24 +269,46 @@ class Renderer:
     def __init__(self, env: jinja2.Environment | None = None) -> None:
         self.env = env or make_environment()
         self._cache: dict[tuple[str, int, int], Compiled] = {}
+        self._overlays: dict[tuple[tuple[str, Any], ...], jinja2.Environment] = {}
         self._lock = threading.Lock()
         self.compiled = 0
 
     def variables(self, raw: Mapping[str, Any]) -> Variables:
         return Variables(raw, self.env)
 
+    def _environment(self, options: dict[str, Any]) -> jinja2.Environment:
+        """The environment for a template's ``#jinja2:`` options (one overlay per set)."""
+        if not options:
+            return self.env
+        key = tuple(sorted(options.items()))
+        with self._lock:
+            env = self._overlays.get(key)
+            if env is None:
+                env = self._overlays[key] = self.env.overlay(**options)
+            return env
+
     def compile_source(self, source: str, name: str = "<template>") -> Compiled:
         try:
-            code = self.env.compile(source, name=name, filename=name)
-        except jinja2.TemplateSyntaxError as exc:
+            body, options = split_overrides(source)
+        except (ValueError, SyntaxError) as exc:
             raise TemplateFailure(
-                f"{name}, line {exc.lineno}: template syntax error: {exc.message}",
-                path=name,
-                line=exc.lineno,
+                f"{name}, line 1: template syntax error: {exc}", path=name, line=1
             ) from None
-        template = self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
+        offset = 0 if body is source else 1
+        env = self._environment(options)
+        try:
+            code = env.compile(body, name=name, filename=name)
+        except jinja2.TemplateSyntaxError as exc:
+            line = (exc.lineno or 0) + offset
+            raise TemplateFailure(
+                f"{name}, line {line}: template syntax error: {exc.message}",
+                path=name,
+                line=line,
+            ) from None
+        template = env.template_class.from_code(env, code, env.make_globals(None))
         self.compiled += 1
-        return Compiled(template, count_trailing_newlines(source))
+        # Ansible counts the trailing newlines of the whole source, header included.
+        return Compiled(template, count_trailing_newlines(source), offset)
 
     def compile_file(
         self, path: Path, name: str | None = None, stat: os.stat_result | None = None
@@ -265,7 +335,7 @@ class Renderer:
                 f"{name}: {exc.reason}", path=name, variable=exc.variable
             ) from None
         except (TemplateError, TypeError, ValueError, KeyError) as exc:
-            raise _failure(exc, name, template) from None
+            raise _failure(exc, name, template, compiled.line_offset) from None
         if not isinstance(value, str):
             # Ansible keeps a lone value's native type: no trailing newlines restored.
             return encode("" if value is None else str(value))
@@ -278,12 +348,14 @@ class Renderer:
         return decode(self.render(self.compile_source(source, name), variables))
 
 
-def _failure(exc: Exception, name: str, template: jinja2.Template) -> TemplateFailure:
+def _failure(
+    exc: Exception, name: str, template: jinja2.Template, offset: int = 0
+) -> TemplateFailure:
     line = None
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == name:
-            line = template.get_corresponding_lineno(tb.tb_lineno)
+            line = template.get_corresponding_lineno(tb.tb_lineno) + offset
         tb = tb.tb_next
     message = getattr(exc, "message", None) or str(exc)
     variable = None
