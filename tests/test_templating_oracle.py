@@ -167,6 +167,10 @@ TRICKY = {
     "header-crlf": b"#jinja2: trim_blocks: False\r\n{% if true %}\r\nx\r\n{% endif %}\r\n",
     "header-only": b"#jinja2: trim_blocks: False\n",
     "header-not-first": b" #jinja2: trim_blocks: False\n{% if true %}\nx\n{% endif %}\n",
+    "yaml-scalars": (
+        b"{{ 5 | to_yaml }}|{{ NONE | to_yaml }}|{{ 'x' | to_yaml }}|{{ MAP.a | to_nice_yaml }}"
+        b"|{{ 'a: b' | to_yaml }}|{{ 'multi\\nline' | to_yaml }}|{{ 'yes' | to_yaml }}\n"
+    ),
 }
 
 TRICKY_VARS = {

@@ -62,7 +62,12 @@ def to_nice_json(value: Any, indent: int = 4, sort_keys: bool = True, **kwargs: 
     return to_json(value, indent=indent, sort_keys=sort_keys, separators=(",", ": "), **kwargs)
 
 
-class _Dumper(yaml.SafeDumper):
+# Ansible dumps with libyaml's emitter when PyYAML has it, as here: no ``...`` document end
+# after a lone scalar, unlike the pure-Python emitter.
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
     pass
 
 
