@@ -405,3 +405,29 @@ def test_stop_drops_an_unfinished_message_and_returns(tmp_path: Path) -> None:
         assert running.queue.jobs() == []  # never acknowledged, never acted on
     finally:
         sock.close()
+
+
+def test_client_idle_in_the_middle_of_data_gets_421_and_nothing_is_queued(tmp_path: Path) -> None:
+    """A client stalling inside DATA is told 421 (so it sends the message again): the part
+    it had sent is not acted on, even with a complete header and workshop line."""
+    settings = Settings(state_dir=tmp_path, smtp_port=0, senders=[API_DB], user_max=120)
+    queue = JobQueue(settings.db_path)
+    intake = SmtpIntake(settings, queue, idle_timeout=0.5).run_in_thread()
+    sock = socket.create_connection(("127.0.0.1", intake.port), timeout=5)
+    try:
+        sock.sendall(
+            b"HELO x\r\nMAIL FROM:<wod-api@api.example.com>\r\nRCPT TO:<wodadmin@b>\r\n"
+            b"DATA\r\nSubject: CLEANUP 1 2\r\n\r\nWKSHP-API101\r\n"
+        )
+        received = b""
+        while b"421" not in received:
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            received += chunk
+        assert b"354" in received and b"421 4.4.2" in received
+        assert b"250 2.0.0 queued" not in received
+    finally:
+        sock.close()
+        intake.stop()
+    assert queue.jobs() == []

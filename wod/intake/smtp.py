@@ -10,7 +10,8 @@ on CRLF.CRLF, so it never delivered such a mail.  This receiver therefore:
   buffer, and a peer that goes away (FIN or reset) only marks the end of that buffer — the
   session goes on processing what was received; replies to a gone peer are skipped;
 - accepts LF or CRLF; ends DATA at a lone ``.`` line, or at EOF once the header is complete
-  (a trailing line without its LF is dropped: it may be truncated);
+  (a trailing line without its LF is dropped: it may be truncated); a client silent for
+  ``idle_timeout`` seconds gets 421 and its unfinished DATA is dropped (it will resend);
 - is otherwise a normal SMTP server for ``smtplib`` or a Postfix relay: EHLO (SIZE,
   8BITMIME, PIPELINING), HELO, MAIL FROM / RCPT TO with or without angle brackets, DATA with
   dot-unstuffing, RSET, NOOP, QUIT, one reply per command, 5xx for a bad sequence.
@@ -96,8 +97,10 @@ class SmtpIntake:
         host: str | None = None,
         port: int | None = None,
         outgoing: Outgoing | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.settings = settings
+        self.idle_timeout = idle_timeout
         self.queue = queue
         self.host = settings.smtp_host if host is None else host
         self.port = settings.smtp_port if port is None else port
@@ -218,6 +221,7 @@ class _Session(asyncio.Protocol):
         self._gone = False
         self._paused = False
         self._stopping = False
+        self._timed_out = False
 
     # -- transport side: collect everything -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -287,8 +291,9 @@ class _Session(asyncio.Protocol):
                 return None
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), IDLE_TIMEOUT)
+                await asyncio.wait_for(self._wake.wait(), self.intake.idle_timeout)
             except TimeoutError:
+                self._timed_out = True
                 self.reply("421 4.4.2 idle too long, closing")
                 return None
 
@@ -444,6 +449,10 @@ class _Session(asyncio.Protocol):
                 chunks = []
         if self._stopping and not ended:
             log.warning("listener stopping: unfinished message from %s dropped", self.peer)
+            return
+        if self._timed_out and not ended:
+            # The peer is still there and was told 421: it will send the message again.
+            log.warning("unfinished message from %s dropped: client idle too long", self.peer)
             return
         if size > limit:
             reason = f"message too large: over {limit} bytes"
