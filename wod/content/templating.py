@@ -6,9 +6,10 @@ restored after rendering, an undefined variable is an error (also inside ``{% if
 missing ``hostvars[...]['key']``), ``None`` renders empty, variable values are themselves
 templated (lazily, on first use), and every variable is reachable through
 ``hostvars[inventory_hostname]``.  A first line ``#jinja2: trim_blocks: False, ...`` changes
-those options for its template and is removed, as Ansible does.  Bytes that are not UTF-8 pass through unchanged
-(surrogate escapes, as Ansible does).  The Ansible filters and tests WoD content may use are
-implemented in :mod:`wod.content.filters`; Ansible itself is never imported.
+those options for its template and is removed, as Ansible does.  Bytes that are not UTF-8
+pass through unchanged (surrogate escapes, as Ansible does).  The Ansible filters and tests
+WoD content may use are implemented in :mod:`wod.content.filters`; Ansible itself is never
+imported.
 
 A :class:`Renderer` compiles each template once and keeps it keyed by the file's path, mtime
 and size, so deploying the same workshop for the next student costs only the rendering.
