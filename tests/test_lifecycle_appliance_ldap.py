@@ -70,6 +70,25 @@ def test_multi_appliance_target_is_per_student_and_private_variables_win(
     assert read_env(hooks / "create-3.env")["WODRTARGET"] == "198.51.100.12"
 
 
+def test_appliance_address_is_templated_like_every_variable(
+    install_factory, backend_factory, tmp_path
+):
+    install = install_factory()
+    hooks = tmp_path / "hooks"
+    record_hook(install, "create", S101, hooks)
+    private_variables(
+        install, S101, 'APPLIANCE_NET: "198.51.100"\nIP-WKSHP-Sample101: "{{ APPLIANCE_NET }}.10"\n'
+    )
+    set_flags(install.registry, S101, multiappliance=True)
+    backend = backend_factory(install)
+    cust, stdid = third_seat(backend, S101)
+
+    job = backend.run(f"CREATE {stdid} {cust['id']} {cust['email']}", S101)
+
+    assert job.status == "done", (job.reason, job.output)
+    assert read_env(hooks / f"create-{stdid}.env")["WODRTARGET"] == "198.51.100.12"
+
+
 @pytest.mark.parametrize(
     "base, reason",
     [

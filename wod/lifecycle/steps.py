@@ -150,7 +150,9 @@ def appliance_target(
         return None
     from wod.services.hooks import appliance_target as compute
 
-    variables = svc.content.variables(request.workshop, stdid, password=password)
+    # Templated like every variable (SPEC 4.1): ``"{{ NET }}.20"`` is the address the
+    # workshop's notebooks show too.
+    variables = svc.content.template_variables(request.workshop, stdid, password=password)
     return compute(
         svc.settings,
         request.folder,
