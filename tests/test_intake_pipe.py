@@ -135,3 +135,11 @@ def test_unwritable_state_dir_exit_75(tmp_path: Path) -> None:
     config.write_text(f"state_dir: {blocked / 'state'}\n")
     done = wod_intake(config, MESSAGE)
     assert done.returncode == 75, done.stderr
+
+
+def test_broken_settings_exit_75_so_the_mta_keeps_the_mail(tmp_path: Path) -> None:
+    config = tmp_path / "wod.yml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nsenderz: [{API_DB}]\n")
+    done = wod_intake(config, MESSAGE)
+    assert done.returncode == 75, done.stderr
+    assert b"try again later" in done.stderr and b"senderz" in done.stderr

@@ -36,7 +36,11 @@ def intake(ctx: Context, sender: str | None, lock_timeout: float) -> None:
 
     Exit 0 = accepted (job id on stdout), 65 = rejected (reason on stderr),
     75 = could not be persisted (the MTA retries later)."""
-    settings = ctx.settings
+    try:
+        settings = ctx.settings
+    except click.ClickException as exc:  # broken settings: the MTA keeps the mail, not bounce
+        click.echo(f"not queued, try again later: {exc.message}", err=True)
+        sys.exit(EX_TEMPFAIL)
     raw = sys.stdin.buffer.read(settings.max_message_bytes + 1)
     if sender is None:
         sender = os.environ.get("SENDER") or None
