@@ -7,8 +7,7 @@ status tells the MTA the truth:
 - 0 (``EX_OK``): accepted; the job id is printed;
 - 65 (``EX_DATAERR``): rejected for good (the reason is printed on stderr and recorded);
 - 75 (``EX_TEMPFAIL``): could not be persisted (database locked, disk full, settings
-  unreadable…): the MTA keeps
-  the message and retries later.
+  unreadable…): the MTA keeps the message and retries later.
 
 The envelope sender comes from ``-f``, else ``$SENDER`` (set by procmail and Postfix's
 local delivery), else the parser falls back on the ``Return-Path`` / ``From`` headers.
