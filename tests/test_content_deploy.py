@@ -293,3 +293,42 @@ def test_ownership_and_admin_acl_as_root(tmp_path: Path, rules_workshop: Path, h
     finally:
         for name in (student, admin):
             subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_dry_run_reports_every_failing_template_at_once(tmp_path: Path, home: Path) -> None:
+    ws = tmp_path / "nb" / "WKSHP-Broken"
+    ws.mkdir(parents=True)
+    (ws / "0-ReadMeFirst.ipynb").write_text('{"s": "{{ STDID }}"}\n')
+    (ws / "1-a.ipynb").write_text("ok\n{{ NOPE_A }}\n")
+    (ws / "2-b.py").write_text("{% if %}\n")
+    (ws / "3-c.sh").write_text("a\nb\n{{ hostvars[inventory_hostname]['NOPE-C'] }}\n")
+    content = Content(make_settings(tmp_path, tmp_path / "nb"))
+    with pytest.raises(TemplateFailure) as info:
+        content.deploy("WKSHP-Broken", 1, home, uid=None, gid=None, dry_run=True)
+    message = str(info.value)
+    assert "WKSHP-Broken/1-a.ipynb, line 2: undefined variable 'NOPE_A'" in message
+    assert "WKSHP-Broken/2-b.py, line 1: template syntax error" in message
+    assert "WKSHP-Broken/3-c.sh, line 3: undefined variable 'NOPE-C'" in message
+    assert [f.variable for f in info.value.failures] == ["NOPE_A", None, "NOPE-C"]
+    assert list(home.iterdir()) == []
+    from click.testing import CliRunner
+
+    from wod.cli import _register, cli
+
+    config = tmp_path / "wod.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "notebooks_dir": str(tmp_path / "nb"),
+                "students_dir": str(tmp_path / "students"),
+                "state_dir": str(tmp_path / "state"),
+            }
+        )
+    )
+    _register()
+    shown = CliRunner().invoke(
+        cli, ["-c", str(config), "deploy", "WKSHP-Broken", "-s", "1", "--dry-run"]
+    )
+    assert shown.exit_code == 1
+    for name in ("1-a.ipynb, line 2", "2-b.py, line 1", "3-c.sh, line 3"):
+        assert name in shown.output

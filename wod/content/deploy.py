@@ -242,12 +242,18 @@ class Deployer:
     def _check(
         self, src: Path, entries: list[Entry], variables: Variables, report: DeployReport
     ) -> None:
+        """Render every template without writing; every failing one is reported at once."""
+        failures: list[TemplateFailure] = []
         for e in entries:
             report.files.append((e.rel, e.action))
             if e.action == "render":
-                data = self.renderer.render(
-                    self.renderer.compile_file(src / e.rel, e.rel, e.stat), variables
-                )
+                try:
+                    data = self.renderer.render(
+                        self.renderer.compile_file(src / e.rel, e.rel, e.stat), variables
+                    )
+                except TemplateFailure as exc:
+                    failures.append(exc)
+                    continue
                 report.rendered += 1
                 report.bytes += len(data)
             elif e.action == "copy":
@@ -257,7 +263,23 @@ class Deployer:
                 report.links += 1
             else:
                 report.folders += 1
-        if not any(e.rel == README and e.action == "render" for e in entries):
+        no_readme = not any(e.rel == README and e.action == "render" for e in entries)
+        if failures:
+            first = failures[0]
+            lines = [f"{src.name}/{f.reason}" for f in failures]
+            if no_readme:
+                lines.append(f"workshop {src.name} has no {README}")
+            reason = (
+                lines[0]
+                if len(lines) == 1
+                else f"{src.name}: {len(lines)} problems:\n" + "\n".join(lines)
+            )
+            error = TemplateFailure(
+                reason, path=first.path, line=first.line, variable=first.variable
+            )
+            error.failures = failures
+            raise error
+        if no_readme:
             raise Permanent(f"workshop {src.name} has no {README}")
 
     def _build(

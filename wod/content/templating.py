@@ -64,6 +64,8 @@ class TemplateFailure(Permanent):
         self.path = path
         self.line = line
         self.variable = variable
+        #: every failing template, when several were checked at once (a dry run)
+        self.failures: list[TemplateFailure] = [self]
 
 
 @jinja2.pass_context
