@@ -180,3 +180,39 @@ def test_gateway_error_in_front_of_the_hub_is_transient() -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+class _SpawnLimit(http.server.BaseHTTPRequestHandler):
+    """What JupyterHub answers a start when its ``concurrent_spawn_limit`` (or
+    ``active_server_limit``) is reached (``handlers/base.py``: 429 + Retry-After)."""
+
+    def do_POST(self) -> None:
+        body = (
+            b'{"status": 429, "message": "Too many users trying to log in right now. '
+            b'Try again in 1 minute."}'
+        )
+        self.send_response(429)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "57")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_hub_at_its_spawn_limit_is_transient_with_its_retry_delay() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SpawnLimit)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with Hub(url, "t", timeout=5, spawn_wait=1) as hub:
+            with pytest.raises(Transient, match="Too many users") as busy:
+                hub.start_server("alice")
+        assert busy.value.delay == 57.0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

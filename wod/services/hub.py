@@ -11,11 +11,12 @@ retried or resumed at any point:
 - a spawn the hub reports as pending (202) is polled until ready, for at most
   ``spawn_wait`` seconds; still pending then is :class:`~wod.errors.Transient`.
 
-Errors are translated here: transport failures, timeouts, 502/503/504 and a spawn still
-pending become ``Transient`` (the job is retried); a rejected token, a failed spawn (its
-reason read from the hub's progress event stream) or any other refusal become
-``Permanent``.  User names are always sent lower-case (the hub API is case-sensitive and
-our account names are lower-case).  The token is sent only in the ``Authorization``
+Errors are translated here: transport failures, timeouts, 502/503/504, a busy hub (429:
+its concurrent spawn or active server limit) and a spawn still pending become
+``Transient`` (the job is retried); a rejected token, a failed spawn (its reason read
+from the hub's progress event stream) or any other refusal become ``Permanent``.  User
+names are always sent lower-case (the hub API is case-sensitive and our account names
+are lower-case).  The token is sent only in the ``Authorization``
 header and never logged or put in an error.
 """
 
@@ -49,6 +50,14 @@ def _hub_message(response: httpx.Response) -> str:
     if isinstance(data, dict) and data.get("message"):
         return str(data["message"])
     return ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` seconds a busy hub asks for, if it states them."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 class Hub:
@@ -205,6 +214,12 @@ class Hub:
             raise Permanent(f"{what}: {TOKEN_REJECTED}")
         if response.status_code in RETRYABLE_STATUS:
             raise Transient(f"{what}: hub answered {response.status_code}")
+        if response.status_code == 429:
+            # The hub's concurrent_spawn_limit / active_server_limit: "try again in ...".
+            raise Transient(
+                f"{what}: hub busy: {_hub_message(response) or 'too many requests'}",
+                delay=_retry_after(response),
+            )
         return response
 
     def _unexpected(self, response: httpx.Response, what: str) -> Exception:
