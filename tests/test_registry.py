@@ -358,3 +358,39 @@ def test_ensure_user_needs_a_password(tmp_path):
     with make_sessionmaker(engine)() as session, pytest.raises(SeedError):
         ensure_user(session, "x", "")
     engine.dispose()
+
+
+def test_a_body_is_read_by_its_content_type_as_the_api_db_does(registry):
+    """express.json + urlencoded: a JSON text sent as text/plain is no body at all (the
+    api-db ignores it), a form body is read; a JSON body that is not an object is 400."""
+    headers = {"x-access-token": token(registry)}
+    customer = registry.create_customer(registry.workshops()[0]["notebook"])
+    url = f"{registry.url}/customer/{customer['id']}"
+    ignored = httpx.put(
+        url, content=b'{"active": true}', headers={**headers, "content-type": "text/plain"}
+    )
+    assert ignored.status_code == 200 and ignored.json()["active"] is False
+    assert registry.customer(customer["id"])["active"] is False
+    form = httpx.put(url, data={"active": "true", "location": "lab"}, headers=headers)
+    assert form.status_code == 200 and form.json()["active"] is True
+    assert form.json()["location"] == "lab"
+    charset = httpx.put(
+        url,
+        content=b'{"cleaned": true}',
+        headers={**headers, "content-type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 200 and charset.json()["cleaned"] is True
+    for body in (b"[1, 2]", b'"text"', b"{not json"):
+        bad = httpx.put(url, content=body, headers={**headers, "content-type": JSON})
+        assert bad.status_code == 400, body
+    login_form = httpx.post(
+        f"{registry.url}/login",
+        data={"username": registry.username, "password": registry.password},
+    )
+    assert login_form.status_code == 200 and login_form.json()["accessToken"]
+    login_text = httpx.post(
+        f"{registry.url}/login",
+        content=f'{{"username": "{registry.username}", "password": "{registry.password}"}}',
+        headers={"content-type": "text/plain"},
+    )
+    assert login_text.status_code == 404 and login_text.json() == {"message": "User Not found."}

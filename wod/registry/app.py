@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -128,6 +129,23 @@ def _require_privileged(state: RegistryState, request: Request) -> None:
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    """The body as the api-db's ``bodyParser.json`` + ``urlencoded`` read it: by its
+    Content-Type; any other type is no body at all (``{}``)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise _Refusal(_json(400, {"error": {"message": "malformed form body"}})) from None
+        form: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in form:  # a repeated key is an array, as qs reads it
+                before = form[key]
+                value = [*(before if isinstance(before, list) else [before]), value]
+            form[key] = value
+        return form
+    if media != "application/json":
+        return {}
     try:
         data = json.loads(await request.body() or b"{}")
     except (ValueError, UnicodeDecodeError):
