@@ -32,3 +32,23 @@ def test_demo_deploys_a_student_then_cleans_the_seat(tmp_path: Path) -> None:
     home = tmp_path / "demo" / "students" / "student1"
     assert not (home / "WKSHP-Sample101").exists()  # wiped by CLEANUP
     assert (home / ".bashrc").is_file()
+    assert (tmp_path / "demo" / ".wod-demo").is_file()  # the next demo may recreate it
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    """`wod demo --dir X` recreates X only when X is empty or an earlier demo."""
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work\n")
+    (mine / "wod.yml").write_text("workers: 2\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wod", "demo", "--dir", str(mine)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and str(mine) in proc.stderr
+    assert (mine / "thesis.tex").read_text() == "years of work\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex", "wod.yml"]

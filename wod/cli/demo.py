@@ -16,7 +16,7 @@ COMMANDS = ["demo"]
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".demo"),
     show_default=True,
-    help="Install folder (recreated).",
+    help="Install folder (recreated if empty or an earlier demo).",
 )
 def demo(root: Path) -> None:
     """Register a participant, send the api-db's CREATE mail, show the deployed seat."""
@@ -24,6 +24,8 @@ def demo(root: Path) -> None:
 
     try:
         result = run_demo(root.resolve(), say=click.echo)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from None
     except RuntimeError as exc:
         logs = f"{root}/serve.log, {root}/registry.log"
         raise click.ClickException(f"{exc} (logs in {logs})") from None

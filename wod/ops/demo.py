@@ -37,6 +37,8 @@ from wod.settings import Settings, load_settings
 
 WORKSHOP = "WKSHP-Sample101"
 SENDER = "wod-api@localhost"
+#: Marks a folder made by the demo, which the next demo may delete and recreate.
+MARKER = ".wod-demo"
 
 
 @dataclass
@@ -111,9 +113,21 @@ def _excerpt(notebook: Path, needles: list[str]) -> list[str]:
     return lines[:8]
 
 
+def _is_demo_folder(root: Path) -> bool:
+    """An earlier demo's folder (marked, or laid out by a demo before the mark existed)."""
+    if (root / MARKER).is_file():
+        return True
+    return all((root / name).exists() for name in ("wod.yml", "registry.log", "serve.log", "state"))
+
+
 def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
-    """Run the demo in ``root`` (recreated); returns what it showed."""
+    """Run the demo in ``root`` (recreated); returns what it showed.  Raises
+    :class:`FileExistsError` rather than delete a non-empty folder no demo made."""
     if root.exists():
+        if any(root.iterdir()) and not _is_demo_folder(root):
+            raise FileExistsError(
+                f"{root} is not empty and not an earlier demo: choose another --dir"
+            )
         shutil.rmtree(root)
     ports = {"registry": _free_port(), "smtp": _free_port(), "http": _free_port()}
     config = init_install(
@@ -125,6 +139,7 @@ def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
             "senders": [SENDER],
         },
     )
+    (root / MARKER).write_text("made by `wod demo`: recreated by the next demo\n")
     settings = load_settings(config, environ={})
     say(
         f"1. wod init {root}: settings {config}, {settings.accounts} accounts, "
