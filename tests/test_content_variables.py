@@ -203,3 +203,117 @@ def test_vault_round_trip_and_tampering(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(Permanent, match="mapping"):
         load_file(bad, None)
+
+
+PRECEDENCE_PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - include_vars: "{{ PUBDIR }}/prod/variables_{{ CHALLENGE }}.yml"
+    - include_vars: "{{ PRIVDIR }}/prod/variables_{{ CHALLENGE }}.yml"
+    - include_vars: "{{ PRIVDIR }}/prod/pass/variables_{{ CHALLENGE }}_{{ STDID }}.yml"
+    - template:
+        src: "{{ TEMPLATE }}"
+        dest: "{{ OUTPUT }}"
+"""
+
+# Layers lowest first, as upstream's ansible-playbook call stacks them; layer i defines
+# P<i>..P<n>, so P<i> must come from layer i.  Lower layers also try to change runtime values
+# (they must lose) and higher ones MODEWS/DIR (they must win); values are templated.
+PRECEDENCE_LAYERS = [
+    ("ansible/group_vars/prod.yml", {"WORKSHOP": "group", "STDID": "group"}),
+    ("ansible/prod/variables_WKSHP-Demo.yml", {"CHALLENGE": "ws"}),
+    ("private/prod/variables_WKSHP-Demo.yml", {"WORKSHOP": "private-ws"}),
+    ("private/prod/pass/variables_WKSHP-Demo_4.yml", {"MODEWS": "student", "TPL": "{{ P0 }}"}),
+    ("settings", {"DIR": "settings"}),
+    ("ansible/group_vars/all.yml", {}),
+    ("private/group_vars/all.yml", {"MODEWS": "private-all"}),
+    ("private/generated/prod", {}),
+    ("private/group_vars/prod.yml", {"DIR": "{{ STDID }}-{{ P8 }}"}),
+]
+
+
+@needs_vault
+@pytest.mark.skipif(
+    not (BIN / "ansible-playbook").exists(), reason="ansible-playbook not installed"
+)
+def test_precedence_matches_ansible_playbook(tmp_path: Path) -> None:
+    """The same layered files given to ``ansible-playbook`` the way upstream calls it
+    (inventory group variables, ``include_vars``, ``-e`` runtime values then ``-e @file``)
+    and to us: every variable has the same value.  The per-student file is vaulted."""
+    from wod.content.templating import Renderer
+
+    (tmp_path / "vault-pass").write_text("layers\n")
+    count = len(PRECEDENCE_LAYERS)
+    settings_values: dict = {}
+    for index, (rel, own) in enumerate(PRECEDENCE_LAYERS):
+        values = {f"P{j}": f"L{index}" for j in range(index, count)} | own
+        if rel == "settings":
+            settings_values = values
+            continue
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(values)
+        if "/pass/" in rel:
+            text = vault.encrypt(text, "layers")
+        path.write_text(text)
+    (tmp_path / "settings.yml").write_text(yaml.safe_dump(settings_values))
+    (tmp_path / "notebooks" / "WKSHP-Demo").mkdir(parents=True)
+    names = [f"P{i}" for i in range(count)]
+    names += ["MODEWS", "DIR", "CHALLENGE", "WORKSHOP", "STDID", "TPL"]
+    source = "".join(f"{n}={{{{ {n} }}}}\n" for n in names).encode()
+    (tmp_path / "t.j2").write_bytes(source)
+
+    content = Content(
+        load_settings(
+            None,
+            environ={},
+            notebooks_dir=tmp_path / "notebooks",
+            ansible_dir=tmp_path / "ansible",
+            private_ansible_dir=tmp_path / "private",
+            inventory_group="prod",
+            state_dir=tmp_path / "state",
+            variables=settings_values,
+            vault_password_file=tmp_path / "vault-pass",
+        )
+    )
+    renderer = Renderer()
+    ours = renderer.render(
+        renderer.compile_source(source.decode()),
+        content.template_variables("WKSHP-Demo", 4),
+    )
+
+    pub, priv = tmp_path / "ansible", tmp_path / "private"
+    (pub / "inventory").write_text(
+        f"[prod]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    (pub / "pb.yml").write_text(PRECEDENCE_PLAYBOOK)
+    runtime = {"MODEWS": "WKSHP", "DIR": "", "CHALLENGE": "WKSHP-Demo"}
+    runtime |= {"WORKSHOP": "WKSHP-Demo", "STDID": "4"}
+    argv = [str(BIN / "ansible-playbook"), "-i", str(pub / "inventory"), str(pub / "pb.yml")]
+    argv += ["--vault-password-file", str(tmp_path / "vault-pass")]
+    for name, value in runtime.items():
+        argv += ["-e", f"{name}={value}"]
+    for extra in (
+        tmp_path / "settings.yml",
+        pub / "group_vars" / "all.yml",
+        priv / "group_vars" / "all.yml",
+        priv / "generated" / "prod",
+        priv / "group_vars" / "prod.yml",
+    ):
+        argv += ["-e", f"@{extra}"]
+    argv += ["-e", f"PUBDIR={pub} PRIVDIR={priv} TEMPLATE={tmp_path / 't.j2'}"]
+    argv += ["-e", f"OUTPUT={tmp_path / 'ansible.out'}"]
+    env = dict(
+        os.environ,
+        ANSIBLE_HOME=str(tmp_path / ".ansible"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible" / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="False",
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+    )
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    theirs = (tmp_path / "ansible.out").read_bytes()
+    assert ours.decode() == theirs.decode()
+    assert b"P0=L0\n" in ours and b"P8=L8\n" in ours and b"DIR=4-L8\n" in ours

@@ -8,7 +8,7 @@ orders them:
    per-student ``<private>/<group>/pass/variables_<CHALLENGE>_<STDID>.yml``;
 3. extra variables: the runtime values ``MODEWS, DIR, CHALLENGE, WORKSHOP, STDID`` (strings),
    the install-time ``variables`` setting, public then private ``group_vars/all.yml``, the
-   private ``group_vars/<group>.yml``;
+   private install's generated ``generated/<group>``, the private ``group_vars/<group>.yml``;
 4. the caller's values: ``PASSSTU`` (the new password) and any extra values.
 
 Files may be Ansible-vault encrypted, whole or per value (``!vault |``); they are opened with
@@ -89,12 +89,12 @@ def load_file(path: Path, password: bytes | None) -> dict[str, Any]:
     return {str(k): v for k, v in values.items()}
 
 
-def _group_file(base: Path, group: str) -> Path:
+def _group_file(base: Path, group: str, folder: str = "group_vars") -> Path:
     for name in (f"{group}.yml", f"{group}.yaml", group):
-        candidate = base / "group_vars" / name
+        candidate = base / folder / name
         if candidate.is_file():
             return candidate
-    return base / "group_vars" / f"{group}.yml"
+    return base / folder / f"{group}.yml"
 
 
 def student_file(settings: Settings, workshop: str, stdid: int) -> Path:
@@ -154,6 +154,7 @@ def layers(
         out.append(Layer("settings", "settings: variables", dict(settings.variables)))
     for base in (pub, priv):
         add("all", base / "group_vars" / "all.yml" if base else None)
+    add("generated", _group_file(priv, group, "generated") if priv else None)
     add("group", _group_file(priv, group) if priv else None)
     caller: dict[str, Any] = {}
     if password is not None:
