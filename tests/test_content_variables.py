@@ -317,3 +317,24 @@ def test_precedence_matches_ansible_playbook(tmp_path: Path) -> None:
     theirs = (tmp_path / "ansible.out").read_bytes()
     assert ours.decode() == theirs.decode()
     assert b"P0=L0\n" in ours and b"P8=L8\n" in ours and b"DIR=4-L8\n" in ours
+
+
+def test_vault_file_with_non_ascii_bytes_is_a_clear_error(tree: Path) -> None:
+    """A vault file damaged by an editor (byte-order mark, stray accented byte) is refused
+    with the file's name, never a decoding traceback."""
+    (tree / "vault-pass").write_text("pw")
+    target = tree / "private" / "prod" / "variables_WKSHP-Demo.yml"
+    good = vault.encrypt("WP: x\n", "pw")
+    for damaged in (
+        b"\xef\xbb\xbf" + good.encode(),
+        good.encode().replace(b"AES256\n", b"AES256\n\xe9"),
+    ):
+        target.write_bytes(damaged)
+        with pytest.raises(vault.VaultError, match="damaged vault data") as info:
+            make_content(tree, vault_password_file=tree / "vault-pass").variables("WKSHP-Demo", 4)
+        assert str(target) in str(info.value)
+    target.write_bytes(good.replace("\n", "\r\n").encode())  # CRLF (edited on Windows) is fine
+    assert (
+        make_content(tree, vault_password_file=tree / "vault-pass").variables("WKSHP-Demo", 4)["WP"]
+        == "x"
+    )

@@ -47,7 +47,10 @@ def _password(password: str | bytes) -> bytes:
 
 def decrypt(data: bytes | str, password: str | bytes, *, source: str = "vault") -> bytes:
     """Plaintext of vault ``data``; :class:`VaultError` naming ``source`` on any failure."""
-    text = data.decode("ascii", errors="strict") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("ascii", errors="strict") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise VaultError(f"{source}: damaged vault data (bytes that are not ASCII)") from None
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if not lines or not lines[0].startswith(HEADER + ";"):
         raise VaultError(f"{source}: not an Ansible-vault file")
