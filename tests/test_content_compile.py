@@ -79,3 +79,34 @@ def test_executable_owned_by_student(setup) -> None:
         assert (out.stat().st_uid, out.stat().st_gid) == (st.pw_uid, st.pw_gid)
     finally:
         subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_failing_compile_is_clear_and_keeps_secrets_out_of_the_output(setup) -> None:
+    """``shc`` refusing a script (here: no ``#!`` line) fails the step naming the script; its
+    output, kept for the job record, never shows the rendered lines (the password)."""
+    content, home = setup
+    scripts = content.settings.scripts_dir
+    (scripts / "noshebang.sh").write_text("echo token={{ PASSSTU }}\n")
+    with pytest.raises(Permanent, match="shc noshebang.sh: exited with status") as info:
+        content.compile(
+            ["noshebang.sh"], "WKSHP-Sample101", 4, home, uid=None, gid=None, password="Secret-pw-4"
+        )
+    assert "invalid first line in script: <rendered line hidden>" in info.value.output
+    assert "Secret-pw-4" not in info.value.output and "Secret-pw-4" not in str(info.value)
+    assert list(home.iterdir()) == []
+
+
+def test_missing_compiler_is_a_clear_error(setup, tmp_path: Path) -> None:
+    content, home = setup
+    from wod.content.compile import compile_scripts
+
+    with pytest.raises(Permanent, match="'no-such-shc' is not installed"):
+        compile_scripts(
+            ["check.sh"],
+            [content.settings.scripts_dir],
+            home,
+            content.template_variables("WKSHP-Sample101", 4, password="p"),
+            content.renderer,
+            shc="no-such-shc",
+        )
+    assert list(home.iterdir()) == []

@@ -32,6 +32,17 @@ def find_script(name: str, folders: list[Path | None]) -> Path:
     raise Permanent(f"script {name} to compile not found (searched {searched})")
 
 
+def hide_script(output: str, script: bytes, source: bytes) -> str:
+    """``output`` with the rendered lines of ``script`` hidden: ``shc`` quotes script lines
+    in its errors, and a line the templating changed may hold the student's secrets (lines
+    found as such in the ``source`` template are shown)."""
+    kept = {ln.strip() for ln in source.decode("utf-8", errors="replace").splitlines()}
+    lines = {ln.strip() for ln in script.decode("utf-8", errors="replace").splitlines()}
+    for line in sorted((ln for ln in lines - kept if ln), key=len, reverse=True):
+        output = output.replace(line, "<rendered line hidden>")
+    return output
+
+
 def compile_scripts(
     names: list[str],
     folders: list[Path | None],
@@ -56,15 +67,20 @@ def compile_scripts(
         for name, source in zip(names, sources, strict=True):
             rendered = Path(work) / name
             compiled = renderer.compile_file(source, name)
-            rendered.write_bytes(renderer.render(compiled, variables))
+            script = renderer.render(compiled, variables)
+            rendered.write_bytes(script)
             os.chmod(rendered, 0o700)
             binary = Path(work) / f"{name}.x"
-            proc.run(
-                [compiler, "-r", "-f", str(rendered), "-o", str(binary)],
-                cwd=work,
-                timeout=timeout,
-                what=f"shc {name}",
-            )
+            try:
+                proc.run(
+                    [compiler, "-r", "-f", str(rendered), "-o", str(binary)],
+                    cwd=work,
+                    timeout=timeout,
+                    what=f"shc {name}",
+                )
+            except Permanent as exc:
+                hidden = hide_script(exc.output, script, source.read_bytes())
+                raise Permanent(exc.reason, output=hidden) from None
             target = home / f"{name}.x"
             tmp = home / f".{name}.x.tmp"
             shutil.copyfile(binary, tmp)
