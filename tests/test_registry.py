@@ -292,6 +292,16 @@ def test_seeding_rejects_a_bad_wod_yml(tmp_path):
             pass
 
 
+@pytest.mark.parametrize("value", ["'1,10'", "[true, 2]", "[1, 2, 3]", "[5, 1]", "[-1, 2]"])
+def test_seeding_rejects_a_range_that_is_not_two_student_numbers(tmp_path, value):
+    tree = tmp_path / "tree"
+    (tree / "WKSHP-Odd").mkdir(parents=True)
+    (tree / "WKSHP-Odd" / "wod.yml").write_text(f"name: Odd\nrange: {value}\n")
+    with pytest.raises(SeedError, match=r"WKSHP-Odd/wod.yml.*range"):
+        with start_registry(tmp_path, trees=[tree]):
+            pass
+
+
 # -- the command ------------------------------------------------------------------------
 def test_wod_registry_command_serves_seeded_workshops(tmp_path, fixtures_dir):
     db = f"sqlite:///{tmp_path / 'cli.db'}"

@@ -61,10 +61,10 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     if not (
         isinstance(rng, list)
         and len(rng) == 2
-        and all(isinstance(x, int) for x in rng)
+        and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in rng)
         and rng[0] <= rng[1]
     ):
-        raise SeedError(f"{path}: 'range' must be [min, max], got {rng!r}")
+        raise SeedError(f"{path}: 'range' must be [min, max] student numbers, got {rng!r}")
     return data
 
 
