@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
+from tests.plugins.paths import get_free_port
 from wod.services.hooks import Hooks
 
 WORKSHOP = "WKSHP-Sample101"
@@ -148,3 +150,39 @@ def test_create_with_real_linux_accounts(install_factory, backend_factory):
     assert deployed.stat().st_uid == uid
     password = install.registry.student(cust["studentId"])["password"]
     assert install.accounts.verify_password(stdid, password)
+
+
+def test_hub_down_after_the_report_keeps_the_password_the_api_db_was_given(
+    install_factory, backend_factory
+):
+    """Once the api-db has the password (it may mail it to the participant at any tick),
+    retrying the CREATE for the hub must not change it: only the server start is retried."""
+    hub_port = get_free_port()  # the hub is down: nothing listens there
+    install = install_factory(
+        hub_url=f"http://127.0.0.1:{hub_port}", retry_max_attempts=3, retry_base_delay=1.0
+    )
+    backend = backend_factory(install)
+    cust, stdid = backend.customer(WORKSHOP)
+    before = backend.student(stdid)["password"]
+
+    backend.send(f"CREATE {stdid} {cust['id']} {cust['email']}", WORKSHOP)
+    deadline = time.monotonic() + 20
+    # The first attempt reports the password, then the customer active (the api-db mails).
+    while not install.registry.customer(cust["id"])["active"]:
+        assert time.monotonic() < deadline, "the seat was never reported"
+        time.sleep(0.02)
+    mailed = backend.student(stdid)["password"]
+    assert mailed != before
+    job = backend.wait(1, timeout=30)[-1]
+
+    assert job.status == "failed" and job.attempts == 3, (job.reason, job.output)
+    assert "hub unreachable" in job.reason
+    assert backend.student(stdid)["password"] == mailed
+    assert install.accounts.verify_password(stdid, mailed)  # the mailed password opens it
+    assert [s.attempt for s in job.steps if s.name == "report"] == [1]
+    assert [s.status for s in job.steps if s.name == "hub"] == ["retry"] * 3
+    # An admin's retry (after fixing the cause) prepares the seat again from the start.
+    backend.queue.retry(job.id)
+    again = backend.wait(1, timeout=30)[-1]
+    assert [s.attempt for s in again.steps if s.name == "report"] == [1, 4]
+    assert install.accounts.verify_password(stdid, backend.student(stdid)["password"])

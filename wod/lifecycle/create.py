@@ -18,6 +18,13 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     assert stdid is not None
     account = s.account(stdid)
 
+    if steps.reported_earlier(svc, job):
+        # The seat is ready and the api-db has its password: only the hub start remains.
+        with ctx.step("hub"):
+            ctx.log("seat prepared and reported by an earlier attempt: starting the server")
+            start_hub_server(svc, ctx, account)
+        return
+
     with ctx.step("workshop"):
         workshop = steps.lookup_workshop(svc, request)
         steps.check_seats(svc, request, workshop)
@@ -78,7 +85,11 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         svc.apidb.update_customer(request.customer, active=True)
 
     with ctx.step("hub"):
-        if svc.hub is None:
-            ctx.log("no JupyterHub configured (hub_url empty): server not started")
-        else:
-            svc.hub.start_server(account)
+        start_hub_server(svc, ctx, account)
+
+
+def start_hub_server(svc: Services, ctx: Any, account: str) -> None:
+    if svc.hub is None:
+        ctx.log("no JupyterHub configured (hub_url empty): server not started")
+    else:
+        svc.hub.start_server(account)

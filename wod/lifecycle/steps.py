@@ -164,6 +164,18 @@ def appliance_target(
     )
 
 
+def reported_earlier(svc: Services, job: Any, step: str = "report") -> bool:
+    """Whether an earlier automatic attempt of this job (since the last manual retry, or a
+    crash) got through ``step``.  Once a CREATE has given the api-db the password, the
+    api-db may mail it to the participant at any tick: a retry must not change it."""
+    record = svc.queue.job(job.id)
+    first = record.attempts - record.tries  # attempts made before the last manual retry
+    return any(
+        s.name == step and s.status == "done" and first < s.attempt < record.attempts
+        for s in record.steps
+    )
+
+
 def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     """Bounded fallback before RESET/PURGE (SPEC 3.5).
 
