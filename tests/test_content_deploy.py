@@ -332,3 +332,35 @@ def test_dry_run_reports_every_failing_template_at_once(tmp_path: Path, home: Pa
     assert shown.exit_code == 1
     for name in ("1-a.ipynb, line 2", "2-b.py, line 1", "3-c.sh, line 3"):
         assert name in shown.output
+
+
+def test_generated_files_replace_what_the_workshop_holds_under_their_names(
+    tmp_path: Path, home: Path
+) -> None:
+    """A workshop shipping its own ``.ipynb_checkpoints`` (a folder 0755, a file, or a symlink
+    out of the home) or ``wod-generate-pdf.sh`` still gets the generated ones (SPEC 4.3 rule
+    6), nothing is written through the symlink, and the checkpoints folder is 0751."""
+    nb = tmp_path / "nb"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for case in ("Folder", "File", "Link"):
+        ws = nb / f"WKSHP-{case}"
+        ws.mkdir(parents=True)
+        (ws / "0-ReadMeFirst.ipynb").write_text('{"s": "{{ STDID }}"}\n')
+        (ws / "wod-generate-pdf.sh").write_text("echo own helper\n")
+    (nb / "WKSHP-Folder" / ".ipynb_checkpoints").mkdir(mode=0o755)
+    (nb / "WKSHP-Folder" / ".ipynb_checkpoints" / "helper.py").write_text("{{ STDID }}\n")
+    (nb / "WKSHP-File" / ".ipynb_checkpoints").write_text("not a folder")
+    os.symlink(outside, nb / "WKSHP-Link" / ".ipynb_checkpoints")
+    content = Content(make_settings(tmp_path, nb))
+    for case in ("Folder", "File", "Link"):
+        content.deploy(f"WKSHP-{case}", 5, home, uid=None, gid=None)
+        ws = home / f"WKSHP-{case}"
+        checkpoints = ws / ".ipynb_checkpoints"
+        assert checkpoints.is_dir() and not checkpoints.is_symlink(), case
+        assert mode(checkpoints) == 0o751, case
+        assert (checkpoints / "0-ReadMeFirst-checkpoint.ipynb").read_text() == '{"s": "5"}\n'
+        assert "nbconvert --to pdf" in (ws / "wod-generate-pdf.sh").read_text(), case
+        assert mode(ws / "wod-generate-pdf.sh") == 0o755
+    assert (home / "WKSHP-Folder" / ".ipynb_checkpoints" / "helper.py").read_text() == "5\n"
+    assert list(outside.iterdir()) == []

@@ -335,16 +335,25 @@ class Deployer:
                 report.bytes += e.stat.st_size
         if readme is None:
             raise Permanent(f"workshop {src.name} has no {README}")
+        # The generated files win over whatever the workshop holds under their names; a
+        # symlink there is replaced, never written through (it may point out of the home).
         checkpoints = staging / CHECKPOINTS
+        if checkpoints.is_symlink() or (checkpoints.exists() and not checkpoints.is_dir()):
+            checkpoints.unlink()
         if not checkpoints.is_dir():
-            os.mkdir(checkpoints, 0o751)
-            os.chmod(checkpoints, 0o751)
-        _write(checkpoints / README.replace(".ipynb", "-checkpoint.ipynb"), readme, 0o644 | bits)
-        _write(staging / PDF_HELPER, PDF_SCRIPT.encode(), 0o755)
+            os.mkdir(checkpoints, 0o700)
+        _write(
+            checkpoints / README.replace(".ipynb", "-checkpoint.ipynb"),
+            readme,
+            0o644 | bits,
+            replace=True,
+        )
+        _write(staging / PDF_HELPER, PDF_SCRIPT.encode(), 0o755, replace=True)
         # Folders get their modes once filled (a read-only source folder stays writable
-        # until then); the workshop folder gets the source's.
+        # until then); the workshop folder gets the source's, the checkpoints folder 0751.
         for path, mode in reversed(folders):
             os.chmod(path, mode)
+        os.chmod(checkpoints, 0o751)
         os.chmod(staging, root_mode | bits)
         if owner is not None:
             apply_ownership(staging, owner)
