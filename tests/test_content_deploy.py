@@ -364,3 +364,23 @@ def test_generated_files_replace_what_the_workshop_holds_under_their_names(
         assert mode(ws / "wod-generate-pdf.sh") == 0o755
     assert (home / "WKSHP-Folder" / ".ipynb_checkpoints" / "helper.py").read_text() == "5\n"
     assert list(outside.iterdir()) == []
+
+
+def test_workspace_folder_fixed_and_links_in_the_home_not_followed(
+    tmp_path: Path, content: Content, home: Path
+) -> None:
+    """An existing ``.jupyter/lab/workspaces`` gets mode 0751 (SPEC 4.3 rule 2) and a
+    symlink the home holds on that path is replaced, never written through."""
+    (home / ".jupyter" / "lab" / "workspaces").mkdir(parents=True)
+    (home / ".jupyter" / "lab" / "workspaces").chmod(0o700)
+    content.deploy("WKSHP-Sample101", 3, home, uid=None, gid=None, password="p")
+    assert mode(home / ".jupyter" / "lab" / "workspaces") == 0o751
+    assert "WKSHP-Sample101/0-ReadMeFirst.ipynb" in (home / WORKSPACE).read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = tmp_path / "students" / "student4"
+    other.mkdir()
+    os.symlink(elsewhere, other / ".jupyter")
+    content.deploy("WKSHP-Sample101", 4, other, uid=None, gid=None, password="p")
+    assert not (other / ".jupyter").is_symlink() and (other / WORKSPACE).is_file()
+    assert list(elsewhere.iterdir()) == []

@@ -365,8 +365,12 @@ class Deployer:
         current = home
         for part in WORKSPACE.parent.parts:
             current = current / part
-            if not current.is_dir():
+            if current.is_symlink() or (current.exists() and not current.is_dir()):
+                current.unlink()  # never followed: the home is the student's
+            created = not current.is_dir()
+            if created:
                 os.mkdir(current, 0o751)
+            if created or current == path.parent:  # the workspaces folder, even if present
                 os.chmod(current, 0o751)
                 if owner is not None:
                     os.chown(current, owner.uid, owner.gid)
