@@ -338,3 +338,37 @@ def test_vault_file_with_non_ascii_bytes_is_a_clear_error(tree: Path) -> None:
         make_content(tree, vault_password_file=tree / "vault-pass").variables("WKSHP-Demo", 4)["WP"]
         == "x"
     )
+
+
+@needs_vault
+def test_vars_masks_every_vaulted_value_whatever_its_name(tree: Path) -> None:
+    """``wod vars`` masks values that were vault-encrypted (a whole vaulted file, or an
+    inline ``!vault`` value, also inside a list), not only names that look secret; a plain
+    value overriding a vaulted one is shown."""
+    (tree / "vault-pass").write_text("vp")
+    content = make_content(tree, vault_password_file=tree / "vault-pass")
+    content.write_student_variables("WKSHP-Demo", 4, {"MLTOK": "tok-4", "HTTPPORT": 8004})
+    snippet = ansible_vault(
+        "encrypt_string",
+        "--vault-password-file",
+        str(tree / "vault-pass"),
+        "--name",
+        "APPCRED",
+        "cred-1",
+        cwd=tree,
+    )
+    listed = (
+        ansible_vault(
+            "encrypt_string", "--vault-password-file", str(tree / "vault-pass"), "in-list", cwd=tree
+        )
+        .strip()
+        .replace("\n", "\n    ")
+    )
+    path = tree / "private" / "group_vars" / "all.yml"
+    path.write_text(f"PA: plain\nHOSTS:\n  - {listed}\n{snippet}")
+    (tree / "private" / "group_vars" / "prod.yml").write_text("HTTPPORT: 9000\n")
+    rows = {n: v for n, v, _ in content.explain("WKSHP-Demo", 4)}
+    assert rows["MLTOK"] == "********" and rows["APPCRED"] == "********"
+    assert rows["HOSTS"] == "********"
+    assert rows["PA"] == "plain" and rows["HTTPPORT"] == 9000
+    assert content.variables("WKSHP-Demo", 4)["HOSTS"] == ["in-list"]

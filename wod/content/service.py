@@ -59,9 +59,9 @@ class Content:
         self, workshop: str, stdid: int, *, password: str | None = None, extra: dict | None = None
     ) -> list[tuple[str, Any, str]]:
         """(name, value templated, origin) of every variable, secrets masked, sorted."""
-        values, origins = variables_mod.merge(
-            self.layers(workshop, stdid, password=password, extra=extra)
-        )
+        stack = self.layers(workshop, stdid, password=password, extra=extra)
+        values, origins = variables_mod.merge(stack)
+        vaulted = variables_mod.secret_names(stack)
         lazy = self.renderer.variables(values)
         rows = []
         for name in sorted(values):
@@ -69,7 +69,8 @@ class Content:
                 value = lazy[name]
             except Exception as exc:  # show the problem instead of stopping the listing
                 value = f"<error: {exc}>"
-            rows.append((name, variables_mod.masked(name, value), origins[name]))
+            shown = variables_mod.masked(name, value, name in vaulted)
+            rows.append((name, shown, origins[name]))
         return rows
 
     def template_variables(

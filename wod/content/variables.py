@@ -41,6 +41,8 @@ class Layer:
     kind: str
     source: str
     values: dict[str, Any] = field(default_factory=dict)
+    #: names whose value was vault-encrypted (masked when shown)
+    secret: set[str] = field(default_factory=set)
 
 
 def _loader(password: bytes | None, source: str) -> type[yaml.SafeLoader]:
@@ -87,6 +89,36 @@ def load_file(path: Path, password: bytes | None) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise Permanent(f"{path}: expected a mapping of variables")
     return {str(k): v for k, v in values.items()}
+
+
+def vaulted_names(path: Path, values: dict[str, Any]) -> set[str]:
+    """Names of ``path``'s variables that were vault-encrypted: all of them for a vaulted
+    file, else those holding an inline ``!vault`` value."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return set()
+    if vault.is_encrypted(data):
+        return set(values)
+    if b"!vault" not in data:
+        return set()
+
+    def has_vault(node: yaml.Node) -> bool:
+        if node.tag == "!vault":
+            return True
+        if isinstance(node, yaml.MappingNode):
+            return any(has_vault(k) or has_vault(v) for k, v in node.value)
+        if isinstance(node, yaml.SequenceNode):
+            return any(has_vault(v) for v in node.value)
+        return False
+
+    try:
+        root = yaml.compose(data.decode("utf-8", errors="surrogateescape"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return set(values)
+    if not isinstance(root, yaml.MappingNode):
+        return set()
+    return {str(k.value) for k, v in root.value if has_vault(v)}
 
 
 def _group_file(base: Path, group: str, folder: str = "group_vars") -> Path:
@@ -142,7 +174,8 @@ def layers(
 
     def add(kind: str, path: Path | None) -> None:
         if path is not None and path.is_file():
-            out.append(Layer(kind, str(path), load_file(path, secret)))
+            values = load_file(path, secret)
+            out.append(Layer(kind, str(path), values, vaulted_names(path, values)))
 
     add("group", _group_file(pub, group) if pub else None)
     for base in (pub, priv):
@@ -176,9 +209,23 @@ def merge(stack: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
     return values, origins
 
 
-def masked(name: str, value: Any) -> Any:
-    """``value``, or stars when ``name`` looks like a secret (for display)."""
-    return "********" if SECRET_NAMES.search(name) and value not in (None, "") else value
+def secret_names(stack: list[Layer]) -> set[str]:
+    """Names whose effective value came from a vault-encrypted value."""
+    names: set[str] = set()
+    for layer in stack:
+        for key in layer.values:
+            if key in layer.secret:
+                names.add(key)
+            else:
+                names.discard(key)
+    return names
+
+
+def masked(name: str, value: Any, secret: bool = False) -> Any:
+    """``value``, or stars when it was vaulted or ``name`` looks like a secret (for display)."""
+    if (secret or SECRET_NAMES.search(name)) and value not in (None, ""):
+        return "********"
+    return value
 
 
 def write_student_file(
