@@ -213,3 +213,52 @@ def test_wod_jobs_list_show_and_retry(tmp_path: Path):
     assert refused.returncode == 1 and "only a failed job can be retried" in refused.stderr
     missing = wod(config, "jobs", "show", "999", check=False)
     assert missing.returncode == 1 and "no job 999" in missing.stderr
+
+
+def test_second_server_on_the_same_database_refuses_and_does_not_rerun_jobs(tmp_path: Path):
+    """A second ``wod serve`` on the same job database (a manual start next to the service)
+    must not take the first one's running job for an interrupted one and run it again."""
+    release = threading.Event()
+    calls: list[int] = []
+
+    def blocking_runner(settings: Settings, queue: JobQueue):
+        def run(job: Job, ctx: JobContext) -> None:
+            calls.append(job.id)
+            release.wait(10)
+
+        return run
+
+    def settings() -> Settings:
+        return Settings(state_dir=tmp_path / "state", http_port=0, smtp_port=0, workers=2)
+
+    first = Server(settings(), runner_factory=blocking_runner, poll_interval=0.05)
+    thread = threading.Thread(target=lambda: asyncio.run(first.serve()), daemon=True)
+    thread.start()
+    try:
+        assert first.ready.wait(10)
+        job_id = first.queue.submit(Request(Verb.CLEANUP, 4, 9, "WKSHP-API101"))
+        wait_for(lambda: calls == [job_id], 5, "the job to run")
+        second = Server(settings(), runner_factory=blocking_runner, poll_interval=0.05)
+        error: list[BaseException] = []
+
+        def serve_second() -> None:
+            try:
+                asyncio.run(second.serve())
+            except BaseException as exc:
+                error.append(exc)
+
+        other = threading.Thread(target=serve_second, daemon=True)
+        other.start()
+        other.join(3)
+        if other.is_alive():  # it started: stop it before failing
+            second.request_stop()
+            other.join(15)
+        assert calls == [job_id]
+        assert error and "another wod serve is running" in str(error[0])
+        job = first.queue.job(job_id)
+        assert job.status == "running" and job.attempts == 1
+    finally:
+        release.set()
+        first.request_stop()
+        thread.join(15)
+    assert first.queue.job(job_id).status == "done"

@@ -7,6 +7,9 @@ thread, stop it cleanly: intake closes first (nothing new is acknowledged), then
 then the workers finish their current job (up to ``stop_timeout`` seconds; a job still
 running after that resumes at the next start).
 
+One server per job database: a second one on the same database refuses to start (it would
+re-run the first one's running jobs as "interrupted").
+
 The runner defaults to the lifecycle (``wod.lifecycle.make_runner(settings, queue)``),
 imported only when the server starts; tests and tools pass their own.
 """
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import socket
 import threading
@@ -108,11 +113,13 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         signals = self._install_signals()
+        lock: int | None = None
         worker: Worker | None = None
         smtp: Any = None
         web: _Uvicorn | None = None
         web_task: asyncio.Task[None] | None = None
         try:
+            lock = self._lock_state()
             if not self.settings.senders:
                 log.warning(
                     "senders is empty: requests from any sender are accepted "
@@ -155,13 +162,31 @@ class Server:
             if web is not None and web_task is not None:
                 web.should_exit = True
                 await web_task
+            clean = True
             if worker is not None:
                 clean = await asyncio.to_thread(worker.stop, self.stop_timeout)
                 if not clean:
                     log.warning("a job was still running at stop; it resumes at next start")
             for sig in signals:
                 self._loop.remove_signal_handler(sig)
+            if lock is not None and clean:  # else held until this process ends
+                os.close(lock)
             self.stopped.set()
+
+    def _lock_state(self) -> int:
+        """Hold an exclusive lock on the job database for the server's life: a second
+        server on the same database would "resume" the jobs this one is running and run
+        them a second time, concurrently."""
+        path = f"{self.queue.db_path}.serve-lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OSError(
+                f"another wod serve is running on {self.queue.db_path} (lock {path})"
+            ) from None
+        return fd
 
     async def _start_http(self, metrics: WorkerMetrics) -> tuple[_Uvicorn, asyncio.Task[None]]:
         from wod.web.app import create_app
