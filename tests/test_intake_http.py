@@ -189,6 +189,9 @@ def test_job_endpoints_list_show_and_retry(app, queue):
     resp = call(app, "POST", f"/api/jobs/{job_id}/retry")
     assert resp.status_code == 200 and resp.json()["status"] == "queued"
     assert call(app, "GET", "/api/jobs/999").status_code == 404
+    huge = 10**30  # more than SQLite can hold: still just "no such job"
+    assert call(app, "GET", f"/api/jobs/{huge}").status_code == 404
+    assert call(app, "POST", f"/api/jobs/{huge}/retry").status_code == 404
 
 
 def test_healthz_and_metrics(app):

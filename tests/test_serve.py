@@ -213,6 +213,9 @@ def test_wod_jobs_list_show_and_retry(tmp_path: Path):
     assert refused.returncode == 1 and "only a failed job can be retried" in refused.stderr
     missing = wod(config, "jobs", "show", "999", check=False)
     assert missing.returncode == 1 and "no job 999" in missing.stderr
+    huge = str(10**30)
+    missing = wod(config, "jobs", "show", huge, check=False)
+    assert missing.returncode == 1 and f"no job {huge}" in missing.stderr
 
 
 def test_second_server_on_the_same_database_refuses_and_does_not_rerun_jobs(tmp_path: Path):

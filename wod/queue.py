@@ -216,6 +216,12 @@ def _clip_raw(raw: bytes | None) -> bytes | None:
     return None if raw is None else bytes(raw[:MAX_RAW])
 
 
+def _check_id(job_id: int) -> None:
+    """A job id SQLite cannot even hold (from a URL or the command line) names no job."""
+    if not 0 < job_id < 2**63:
+        raise UnknownJob(job_id)
+
+
 def _stored_request(row: sqlite3.Row) -> Request:
     """The request a job row holds; ValueError if it cannot be read back whole."""
     try:
@@ -515,6 +521,7 @@ class JobQueue:
 
     def retry(self, job_id: int) -> Job:
         """Queue a failed job again, with a fresh retry budget."""
+        _check_id(job_id)
         with self._write(durable=True) as db:
             row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
@@ -563,6 +570,7 @@ class JobQueue:
 
     def job(self, job_id: int) -> Job:
         """One job with its steps; :class:`UnknownJob` if there is none."""
+        _check_id(job_id)
         db = self._conn()
         row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
@@ -584,6 +592,7 @@ class JobQueue:
 
     def raw(self, job_id: int) -> bytes | None:
         """The raw message a job came from (truncated to ``MAX_RAW``)."""
+        _check_id(job_id)
         row = self._conn().execute("SELECT raw FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJob(job_id)
