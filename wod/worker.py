@@ -213,12 +213,12 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     job = self.queue.claim(name)
-                except Exception:
+                    if job is None:
+                        self.queue.wait(self._sleep())
+                        continue
+                except Exception:  # a busy or broken database must not end the thread
                     log.exception("%s: cannot claim a job", name)
                     self._stop.wait(self.poll_interval)
-                    continue
-                if job is None:
-                    self.queue.wait(self._sleep())
                     continue
                 try:
                     self.run_one(job)
