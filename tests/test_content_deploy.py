@@ -30,7 +30,7 @@ def make_settings(tmp: Path, notebooks: Path, **values):
         None,
         environ={},
         notebooks_dir=notebooks,
-        ansible_dir=ROOT / "samples" / "ansible",
+        ansible_dir=ROOT / "wod" / "samples" / "ansible",
         state_dir=tmp / "state",
         students_dir=tmp / "students",
         **values,

@@ -78,7 +78,7 @@ def _make_install(
             students_dir=str(base / "students"),
         )
     settings_values.update(values)
-    config = init_install(base, samples=ROOT / "samples", values=settings_values)
+    config = init_install(base, samples=ROOT / "wod" / "samples", values=settings_values)
     settings = load_settings(config, environ={})
     accts = make_accounts(settings)
     for n in range(settings.user_min, settings.user_max + 1):

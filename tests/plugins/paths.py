@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples" / "notebooks"
+SAMPLES = ROOT / "wod" / "samples" / "notebooks"
 
 
 def _fixtures_path() -> Path:
