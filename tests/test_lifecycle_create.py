@@ -69,16 +69,34 @@ def test_create_deploys_and_reports_active(backend):
 
 
 def test_create_twice_is_idempotent(backend):
+    """The api-db re-sends a CREATE it believes lost: the repeat leaves the participant's
+    session alone (their work, the password they were mailed)."""
     cust = customer_for(backend)
     stdid = stdid_of(backend, cust)
     subject = f"CREATE {stdid} {cust['id']} alice@example.com"
     first = backend.run(subject, WORKSHOP)
-    (backend.install.home(stdid) / "leftover.txt").write_text("from the first session")
+    mailed = backend.install.registry.student(cust["studentId"])["password"]
+    work = backend.install.home(stdid) / WORKSHOP / "my-notes.txt"
+    work.write_text("the participant's work")
     second = backend.run(subject, WORKSHOP)
     assert (first.status, second.status) == ("done", "done")
-    home = backend.install.home(stdid)
-    assert not (home / "leftover.txt").exists()
-    assert sorted(p.name for p in (home / WORKSHOP).iterdir())
+    assert any(f"repeats job {first.id}" in s.output for s in second.steps)
+    assert work.read_text() == "the participant's work"
+    assert backend.install.registry.student(cust["studentId"])["password"] == mailed
+    assert backend.install.accounts.verify_password(stdid, mailed)
+
+
+def test_create_after_a_failed_create_or_for_another_customer_redeploys(backend):
+    cust = customer_for(backend)
+    stdid = stdid_of(backend, cust)
+    first = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", WORKSHOP)
+    assert first.status == "done"
+    (backend.install.home(stdid) / "leftover.txt").write_text("from the first participant")
+    # The seat is given to someone else (a new customer): a full CREATE, home wiped.
+    other = backend.install.registry.create_customer(WORKSHOP, email="bob@example.com")
+    second = backend.run(f"CREATE {stdid} {other['id']} bob@example.com", WORKSHOP)
+    assert second.status == "done", (second.reason, second.output)
+    assert not (backend.install.home(stdid) / "leftover.txt").exists()
     password = backend.install.registry.student(cust["studentId"])["password"]
     assert backend.install.accounts.verify_password(stdid, password)
 

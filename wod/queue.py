@@ -501,6 +501,22 @@ class JobQueue:
         )
         return bool(row[0])
 
+    def previous_for_student(self, job_id: int) -> Job | None:
+        """The latest earlier job touching one of this job's students, if any."""
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {', '.join('e.' + c.strip() for c in JOB_COLUMNS.split(','))}"
+                " FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
+                " AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
+                " AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max"
+                " ORDER BY e.id DESC LIMIT 1",
+                (job_id,),
+            )
+            .fetchone()
+        )
+        return self._job(row) if row is not None else None
+
     def resume_interrupted(self) -> int:
         """At start: jobs left ``running`` by a crash go back to ``queued`` (their steps are
         idempotent).  Returns how many were resumed."""

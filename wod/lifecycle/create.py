@@ -18,6 +18,13 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     assert stdid is not None
     account = s.account(stdid)
 
+    duplicate = steps.duplicate_of(svc, job, request)
+    if duplicate is not None:
+        with ctx.step("hub"):
+            ctx.log(f"repeats job {duplicate}: seat already prepared and reported, left as is")
+            start_hub_server(svc, ctx, account)
+        return
+
     if steps.reported_earlier(svc, job):
         # The seat is ready and the api-db has its password: only the hub start remains.
         with ctx.step("hub"):

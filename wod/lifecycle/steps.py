@@ -176,6 +176,26 @@ def reported_earlier(svc: Services, job: Any, step: str = "report") -> bool:
     )
 
 
+def duplicate_of(svc: Services, job: Any, request: Request) -> int | None:
+    """The id of the CREATE this one repeats, if the seat is still as that one left it.
+
+    The api-db re-sends a CREATE it thinks was not received (SPEC 2.2).  When the student's
+    last job is a finished CREATE for the same customer and workshop, the seat is ready
+    and the participant may already have the password and be working: running it again
+    would wipe their work and change the password they were mailed."""
+    previous = svc.queue.previous_for_student(job.id)
+    if (
+        previous is not None
+        and previous.status == "done"
+        and previous.request.verb == request.verb
+        and previous.request.customer == request.customer
+        and previous.request.workshop == request.workshop
+        and previous.request.stdids == request.stdids
+    ):
+        return previous.id
+    return None
+
+
 def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     """Bounded fallback before RESET/PURGE (SPEC 3.5).
 
