@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -265,3 +266,34 @@ def test_second_server_on_the_same_database_refuses_and_does_not_rerun_jobs(tmp_
         first.request_stop()
         thread.join(15)
     assert first.queue.job(job_id).status == "done"
+
+
+def test_wod_jobs_prune_forgets_only_old_finished_jobs(tmp_path: Path):
+    config = write_config(tmp_path)
+    db = Settings(state_dir=tmp_path / "state").db_path
+    queue = JobQueue(db)
+    old = queue.submit(Request(Verb.CREATE, 1, 11, "WKSHP-API101", "a@example.com"))
+    queue.claim("w")
+    queue.record_step(old, "deploy", "done", time.time(), 0.04, "")
+    queue.complete(old)
+    waiting = queue.submit(Request(Verb.CLEANUP, 2, 12, "WKSHP-API101"))
+    assert queue.claim("w").id == waiting  # still running, however old
+    queue.reject("smtp", "unknown verb 'DELETE'")
+    with sqlite3.connect(db) as conn:  # as if 100 days had passed for these rows
+        conn.execute("UPDATE jobs SET created = created - 100 * 86400")
+        conn.execute("UPDATE rejections SET at = at - 100 * 86400")
+    recent = queue.submit(Request(Verb.CREATE, 3, 13, "WKSHP-API101", "c@example.com"))
+    queue.claim("w")
+    queue.complete(recent)
+
+    out = wod(config, "jobs", "prune", "--older-than", "90d").stdout
+    assert "removed 1 finished job(s) and 1 rejection(s)" in out
+    left = {j.id: j.status for j in queue.jobs()}
+    assert left == {waiting: "running", recent: "done"}  # unfinished jobs are never pruned
+    assert queue.rejections() == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM steps WHERE job_id = ?", (old,)).fetchone() == (
+            0,
+        )
+    bad = wod(config, "jobs", "prune", "--older-than", "soon", check=False)
+    assert bad.returncode == 2 and "expected e.g. 90d" in bad.stderr

@@ -517,6 +517,19 @@ class JobQueue:
         )
         return self._job(row) if row is not None else None
 
+    def prune(self, before: float) -> tuple[int, int]:
+        """Forget finished jobs (with their steps) and rejections older than ``before``
+        (a ``time.time()`` value); queued and running jobs are always kept.  Returns
+        (jobs, rejections) removed."""
+        with self._write() as db:
+            old = "SELECT id FROM jobs WHERE status IN ('done', 'failed') AND created < ?"
+            db.execute(f"DELETE FROM steps WHERE job_id IN ({old})", (before,))
+            jobs = db.execute(
+                "DELETE FROM jobs WHERE status IN ('done', 'failed') AND created < ?", (before,)
+            ).rowcount
+            rejections = db.execute("DELETE FROM rejections WHERE at < ?", (before,)).rowcount
+        return jobs, rejections
+
     def resume_interrupted(self) -> int:
         """At start: jobs left ``running`` by a crash go back to ``queued`` (their steps are
         idempotent).  Returns how many were resumed."""

@@ -113,3 +113,29 @@ def retry(ctx: Context, job_id: int) -> None:
     except NotRetryable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"job {job.id} queued again")
+
+
+def _age(text: str) -> float:
+    """``90d``, ``12h``, ``30m`` or seconds -> seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"expected e.g. 90d, 12h or 30m, got {text!r}") from None
+
+
+@jobs.command("prune")
+@click.option(
+    "--older-than",
+    "age",
+    default="90d",
+    show_default=True,
+    help="Age of finished jobs and rejections to forget (d, h, m or s).",
+)
+@pass_ctx
+def prune(ctx: Context, age: str) -> None:
+    """Forget finished jobs and rejections older than --older-than (e.g. from cron)."""
+    removed, rejections = _queue(ctx).prune(time.time() - _age(age))
+    click.echo(f"removed {removed} finished job(s) and {rejections} rejection(s) older than {age}")
