@@ -11,8 +11,9 @@ Measured:
 
 1. ``WKSHP-API101``, ``--runs`` CREATEs one after another over smtplib (EHLO, MAIL, RCPT,
    DATA): *ack* = final ``.`` sent -> ``250`` received; *active* = ``250`` -> the probe saw
-   the customer marked active.  The 6 seats of the workshop's range are reused (CREATE on a
-   seat is idempotent).  Per-step medians come from the job records (``wod jobs show``).
+   the customer marked active.  The 6 seats of the workshop's range are reused, each run for
+   a new participant (a new customer row on the seat, as after a CLEANUP).  Per-step
+   medians come from the job records (``wod jobs show``).
 2. The same over the api-db's raw block (SPEC 2.2: written before the greeting, client
    hangs up on the 220): connect -> active.
 3. 100 CREATEs for 100 different students of the 100-seat workshop, from 100 concurrent
@@ -311,6 +312,28 @@ def _customer(registry: RunningRegistry, workshop: str) -> tuple[int, int]:
     return row["studentId"] - registry.state.config.base_stdid, row["id"]
 
 
+def _next_participant(st: Stack, workshop: str, i: int) -> tuple[int, int]:
+    """Seat ``i`` (round-robin over the workshop's seats) for a new participant: a new
+    customer row on that student, as the api-db creates one per registration.  (A CREATE
+    repeating the seat's last finished CREATE for the same customer is a duplicate the
+    backend leaves alone, so every run needs its own customer.)"""
+    from wod.registry.models import Customer
+
+    stdid, first_customer = st.customers[workshop][i % len(st.customers[workshop])]
+    with st.registry.state.session() as session:
+        template = session.get(Customer, first_customer)
+        row = Customer(
+            name=f"Participant {i}",
+            email=f"p{i}@example.com",
+            notebook=template.notebook,
+            sessionName=template.sessionName,
+            studentId=template.studentId,
+        )
+        session.add(row)
+        session.flush()
+        return stdid, row.id
+
+
 # -- sending -----------------------------------------------------------------------------
 def send_smtplib(st: Stack, stdid: int, customer: int, workshop: str) -> tuple[float, float]:
     """One CREATE over smtplib; returns (monotonic when the final '.' was sent, when the
@@ -358,9 +381,8 @@ def pct(samples: list[float], p: float) -> float:
 
 def series_smtplib(st: Stack, runs: int) -> tuple[list[float], list[float], list[Job]]:
     acks, actives, jobs = [], [], []
-    seats = st.customers[API101]
     for i in range(runs):
-        stdid, customer = seats[i % len(seats)]
+        stdid, customer = _next_participant(st, API101, i)
         before = len(st.queue.jobs(limit=100_000))
         dot, acked = send_smtplib(st, stdid, customer, API101)
         active = st.probe.wait_active(customer, acked)
@@ -375,9 +397,8 @@ def series_smtplib(st: Stack, runs: int) -> tuple[list[float], list[float], list
 
 def series_raw(st: Stack, runs: int) -> list[float]:
     out = []
-    seats = st.customers[API101]
     for i in range(runs):
-        stdid, customer = seats[i % len(seats)]
+        stdid, customer = _next_participant(st, API101, i)
         before = len(st.queue.jobs(limit=100_000))
         block = api_db_block(
             f"CREATE {stdid} {customer} p{stdid}@example.com",
@@ -522,7 +543,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
         "process, wrapped in a bench-only ASGI probe that timestamps the receipt of "
         '`PUT /customer/:id {"active": true}` (`time.monotonic`, one clock for both '
         "processes). WKSHP-API101 is read in place from the shared fixtures (public tree); "
-        f"its {len(API101_SEATS)} seats are reused round-robin (CREATE is idempotent). "
+        f"its {len(API101_SEATS)} seats are reused round-robin, each CREATE for a new "
+        "participant (a new customer row on the seat). "
         "Each CREATE is sent after the previous job finished. Load average (1/5/15 min) "
         f"before / after: {results['load'][0]} / {results['load'][1]} (the machine is "
         "shared; other work running at the same time shows up in the p95).",
