@@ -26,20 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.plugins.paths import FIXTURE_WORKSHOPS  # noqa: E402
 from tests.test_templating_oracle import fixture_variables  # noqa: E402
 from wod.content.deploy import template_files  # noqa: E402
 from wod.content.service import Content  # noqa: E402
 from wod.settings import load_settings  # noqa: E402
 
 FIXTURES = Path(os.environ.get("WOD_FIXTURES", ROOT.parent / "shared" / "fixtures" / "notebooks"))
-WORKSHOPS = [
-    "WKSHP-API101",
-    "WKSHP-Ansible101",
-    "WKSHP-Docker101",
-    "WKSHP-GO101",
-    "WKSHP-Podman201",
-    "WKSHP-Python101",
-]
+WORKSHOPS = FIXTURE_WORKSHOPS
 BIN = Path(sys.executable).parent
 
 PLAYBOOK = """\

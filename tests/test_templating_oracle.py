@@ -17,19 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.plugins.paths import _fixtures_path
+from tests.plugins.paths import FIXTURE_WORKSHOPS, _fixtures_path
 from wod.content.deploy import template_files
 from wod.content.templating import Renderer, TemplateFailure
 
 BIN = Path(sys.executable).parent
-FIXTURES = [
-    "WKSHP-API101",
-    "WKSHP-Ansible101",
-    "WKSHP-Docker101",
-    "WKSHP-GO101",
-    "WKSHP-Podman201",
-    "WKSHP-Python101",
-]
+FIXTURES = FIXTURE_WORKSHOPS
 
 pytestmark = pytest.mark.skipif(
     not (BIN / "ansible-playbook").exists(),

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "wod" / "samples" / "notebooks"
@@ -40,3 +46,43 @@ def get_free_port() -> int:
 @pytest.fixture
 def free_port() -> int:
     return get_free_port()
+
+
+#: The shared real WoD workshops (read in place from ``$WOD_FIXTURES``).
+FIXTURE_WORKSHOPS = (
+    "WKSHP-API101",
+    "WKSHP-Ansible101",
+    "WKSHP-Docker101",
+    "WKSHP-GO101",
+    "WKSHP-Podman201",
+    "WKSHP-Python101",
+)
+
+
+@contextmanager
+def serve_in_thread(app: Any, name: str, timeout: float = 10.0) -> Iterator[int]:
+    """Serve an ASGI ``app`` with uvicorn on a free loopback port in a thread; yields the
+    port once it accepts connections, stops it at the end of the block."""
+    port = get_free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name=f"{name}-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start on port {port}")
+            time.sleep(0.01)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

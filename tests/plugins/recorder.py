@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
-from tests.plugins.paths import get_free_port
+from tests.plugins.paths import serve_in_thread
 
 
 @dataclass
@@ -78,27 +75,7 @@ def _wrap(app: Any, recorder: Recorder) -> Any:
 
 @contextmanager
 def recording_registry(registry: Any) -> Iterator[Recorder]:
-    port = get_free_port()
-    recorder = Recorder(f"http://127.0.0.1:{port}/api")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _wrap(registry.app, recorder),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name=f"recorder-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"recording registry did not start on port {port}")
-            time.sleep(0.01)
+    recorder = Recorder(url="")
+    with serve_in_thread(_wrap(registry.app, recorder), "recording registry") as port:
+        recorder.url = f"http://127.0.0.1:{port}/api"
         yield recorder
-    finally:
-        server.should_exit = True
-        thread.join(10)

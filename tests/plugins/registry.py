@@ -12,18 +12,15 @@ differently (token lifetime, base_stdid, trees, users).
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from tests.plugins.paths import SAMPLES, _fixtures_path, get_free_port
+from tests.plugins.paths import SAMPLES, _fixtures_path, serve_in_thread
 from wod.registry import RegistryConfig, SeedOptions, build_app, state_of
 from wod.registry.models import Base, Customer, Student, Workshop
 from wod.registry.seats import register_customer, workshop_by_notebook
@@ -156,29 +153,8 @@ def start_registry(
         SeedOptions(base_stdid=base_stdid),
         [(username, password, roles), *users],
     )
-    port = get_free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name=f"registry-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"registry did not start on port {port}")
-            time.sleep(0.01)
+    with serve_in_thread(app, "registry", START_TIMEOUT) as port:
         yield RunningRegistry(app, f"http://127.0.0.1:{port}/api", username, password, db_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=START_TIMEOUT)
 
 
 @pytest.fixture
