@@ -50,7 +50,9 @@ from wod.requests import Request, Verb
 MAX_RAW = 64 * 1024
 MAX_OUTPUT = 64 * 1024
 UNFINISHED = ("queued", "running")
-STATUSES = ("queued", "running", "done", "failed")
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+#: Statuses a job never leaves by itself (``cancelled``: stopped by an admin, kept on record).
+FINISHED = ("done", "failed", "cancelled")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -75,6 +77,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     output      TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
+CREATE INDEX IF NOT EXISTS jobs_verb ON jobs (verb, id);
+CREATE INDEX IF NOT EXISTS jobs_workshop ON jobs (workshop, id);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished) WHERE status = 'failed';
 CREATE TABLE IF NOT EXISTS steps (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id   INTEGER NOT NULL REFERENCES jobs (id),
@@ -93,6 +98,13 @@ CREATE TABLE IF NOT EXISTS rejections (
     reason  TEXT NOT NULL,
     raw     BLOB
 );
+CREATE TABLE IF NOT EXISTS intake_counts (
+    channel TEXT    NOT NULL,
+    verb    TEXT    NOT NULL,
+    outcome TEXT    NOT NULL,
+    n       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, verb, outcome)
+);
 """
 
 JOB_COLUMNS = (
@@ -107,6 +119,10 @@ class UnknownJob(LookupError):
 
 class NotRetryable(ValueError):
     """Only a failed job can be retried."""
+
+
+class NotCancellable(ValueError):
+    """Only a queued job can be cancelled."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,38 @@ def _stored_request(row: sqlite3.Row) -> Request:
         raise ValueError(f"{type(exc).__name__}: {str(exc)[:80]}") from None
 
 
+#: Rejection reason classes for the intake counters, first match wins (a label for
+#: metrics only; nothing decides anything on it).
+REASON_CLASSES = (
+    ("client", ("client address", "not in allowed_clients")),
+    ("sender", ("sender",)),
+    ("auth", ("token",)),
+    ("size", ("larger than", "too large", "too long")),
+    ("verb", ("verb",)),
+    ("student", ("student", "stdid", "out of range", "range")),
+    ("workshop", ("workshop",)),
+    ("customer", ("customer",)),
+)
+
+
+def reason_class(reason: str) -> str:
+    """The coarse class of a rejection reason (client, sender, auth, size, verb, student,
+    workshop, customer, or malformed)."""
+    text = reason.lower()
+    for name, needles in REASON_CLASSES:
+        if any(n in text for n in needles):
+            return name
+    return "malformed"
+
+
+def _count_intake(db: sqlite3.Connection, channel: str, verb: str, outcome: str) -> None:
+    db.execute(
+        "INSERT INTO intake_counts (channel, verb, outcome, n) VALUES (?,?,?,1)"
+        " ON CONFLICT (channel, verb, outcome) DO UPDATE SET n = n + 1",
+        (channel[:20], verb[:20], outcome[:40]),
+    )
+
+
 class JobQueue:
     """The queue over one SQLite file; safe to share between threads and processes."""
 
@@ -328,19 +376,22 @@ class JobQueue:
                     ),
                 )
                 job_id = int(cur.lastrowid or 0)
+                _count_intake(db, request.channel, request.verb.value, "accepted")
         except (sqlite3.Error, OSError) as exc:
             raise Transient(f"could not persist the request: {exc}") from None
         self.wake()
         return job_id
 
-    def reject(self, channel: str, reason: str, raw: bytes | None = None) -> int:
-        """Record a refused request for the audit trail; return the rejection's id."""
+    def reject(self, channel: str, reason: str, raw: bytes | None = None, *, verb: str = "") -> int:
+        """Record a refused request for the audit trail; return the rejection's id.
+        ``verb`` is the request's verb when the refusal came after it was read."""
         try:
             with self._write(durable=True) as db:
                 cur = db.execute(
                     "INSERT INTO rejections (at, channel, reason, raw) VALUES (?,?,?,?)",
                     (time.time(), channel, reason, _clip_raw(raw)),
                 )
+                _count_intake(db, channel, verb, "rejected:" + reason_class(reason))
                 return int(cur.lastrowid or 0)
         except (sqlite3.Error, OSError) as exc:
             raise Transient(f"could not record the rejection: {exc}") from None
@@ -522,11 +573,11 @@ class JobQueue:
         (a ``time.time()`` value); queued and running jobs are always kept.  Returns
         (jobs, rejections) removed."""
         with self._write() as db:
-            old = "SELECT id FROM jobs WHERE status IN ('done', 'failed') AND created < ?"
-            db.execute(f"DELETE FROM steps WHERE job_id IN ({old})", (before,))
-            jobs = db.execute(
-                "DELETE FROM jobs WHERE status IN ('done', 'failed') AND created < ?", (before,)
-            ).rowcount
+            done = "status IN ('done', 'failed', 'cancelled') AND created < ?"
+            db.execute(
+                f"DELETE FROM steps WHERE job_id IN (SELECT id FROM jobs WHERE {done})", (before,)
+            )
+            jobs = db.execute(f"DELETE FROM jobs WHERE {done}", (before,)).rowcount
             rejections = db.execute("DELETE FROM rejections WHERE at < ?", (before,)).rowcount
         return jobs, rejections
 
@@ -563,6 +614,25 @@ class JobQueue:
                 "UPDATE jobs SET status = 'queued', not_before = ?, budget_from = attempts,"
                 " finished = NULL, reason = 'retried by an admin' WHERE id = ?",
                 (time.time(), job_id),
+            )
+        self.wake()
+        return self.job(job_id)
+
+    def cancel(self, job_id: int, by: str = "an admin") -> Job:
+        """Stop a queued job from running: it stays on record as ``cancelled`` (with who
+        cancelled it), and no longer holds back its student's later jobs."""
+        _check_id(job_id)
+        with self._write(durable=True) as db:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise UnknownJob(job_id)
+            if row["status"] != "queued":
+                raise NotCancellable(
+                    f"job {job_id} is {row['status']}; only a queued job can be cancelled"
+                )
+            db.execute(
+                "UPDATE jobs SET status = 'cancelled', finished = ?, reason = ? WHERE id = ?",
+                (time.time(), f"cancelled by {by}"[:200], job_id),
             )
         self.wake()
         return self.job(job_id)
@@ -638,6 +708,82 @@ class JobQueue:
         args.append(limit)
         return [self._job(r) for r in self._conn().execute(sql, args)]
 
+    def search(
+        self,
+        *,
+        status: str | None = None,
+        verb: str | None = None,
+        stdid: int | None = None,
+        workshop: str | None = None,
+        text: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first, with ids below ``before_id``
+        (keyset pagination: pass the last id of a page to get the next one).  ``stdid``
+        matches a RESET range covering it; ``text`` is a substring of the request, the
+        reason or the output (case-insensitive)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if verb:
+            where.append("verb = ?")
+            args.append(verb)
+        if stdid is not None:
+            where.append("stdid_min <= ? AND stdid_max >= ?")
+            args += [stdid, stdid]
+        if workshop:
+            where.append("workshop = ?")
+            args.append(workshop)
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(
+                "(request LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\'"
+                " OR output LIKE ? ESCAPE '\\')"
+            )
+            args += [like, like, like]
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(min(before_id, 2**63 - 1))
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(max(1, limit))
+        return [self._job(r) for r in self._conn().execute(sql, args)]
+
+    def oldest_waiting(self) -> Job | None:
+        """The oldest queued job (what the queue is slowest to serve)."""
+        row = (
+            self._conn()
+            .execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1")
+            .fetchone()
+        )
+        return self._job(row) if row is not None else None
+
+    def failed_since(self, since: float) -> int:
+        """Jobs that failed at or after ``since`` (a ``time.time()`` value)."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'failed' AND finished >= ?", (since,)
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    def intake_counts(self) -> list[tuple[str, str, str, int]]:
+        """Requests ever received, as ``(channel, verb, outcome, n)``; outcome is
+        ``accepted`` or ``rejected:<class>`` (kept across restarts and pruning)."""
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._conn().execute(
+                "SELECT channel, verb, outcome, n FROM intake_counts ORDER BY 1, 2, 3"
+            )
+        ]
+
     def history(self, stdid_min: int, stdid_max: int) -> list[Job]:
         """Jobs touching any student in ``[stdid_min, stdid_max]``, oldest first."""
         sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE stdid_min <= ? AND stdid_max >= ? ORDER BY id"
@@ -654,7 +800,7 @@ class JobQueue:
 
     def counts(self) -> dict[str, int]:
         """Number of jobs in each status."""
-        out = dict.fromkeys(STATUSES, 0)
+        out = dict.fromkeys(STATUSES[:4], 0)  # cancelled only once there is one
         for row in self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
             out[row[0]] = row[1]
         return out
