@@ -6,11 +6,16 @@ own module (``jobs.py``, ``content.py``…) and is registered in :func:`main`'s 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 
+from wod.errors import WodError
 from wod.settings import Settings, SettingsError, load_settings
 
 
@@ -32,6 +37,53 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Run an operation; its error becomes a one-line ``Error: …`` and exit status 1."""
+    try:
+        yield
+    except WodError as exc:
+        message = str(exc)
+        if exc.output.strip():
+            message += "\n" + exc.output.rstrip()
+        raise click.ClickException(message) from None
+
+
+def echo_json(value: Any) -> None:
+    """A typed result as indented JSON on stdout."""
+    from wod.ops.common import jsonable
+
+    click.echo(json.dumps(jsonable(value), indent=2, default=str))
+
+
+class _Age(click.ParamType):
+    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` or seconds -> seconds (exit 2 when not)."""
+
+    name = "age"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        from wod.values import parse_age
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_age(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+AGE = _Age()
+
+
+def when(stamp: float | None) -> str:
+    """A timestamp for people: local ISO time, or ``-``."""
+    from wod.values import local_time
+
+    return local_time(stamp) or "-"
 
 
 @click.group()

@@ -1,34 +1,14 @@
-"""``wod jobs``: list jobs, show one (steps, timings, output), retry a failed one."""
+"""``wod jobs``: list jobs, show one (steps, timings, output), retry, prune."""
 
 from __future__ import annotations
 
-import json
-import time
-
 import click
 
-from wod.cli import Context, pass_ctx
-from wod.queue import STATUSES, Job, JobQueue, NotRetryable, UnknownJob
+from wod.cli import AGE, Context, echo_json, json_option, pass_ctx, reported, when
+from wod.ops import jobs as ops
+from wod.queue import STATUSES
 
 COMMANDS = ["jobs"]
-
-
-def _queue(ctx: Context) -> JobQueue:
-    path = ctx.settings.db_path
-    if not path.exists():
-        raise click.ClickException(f"no job database at {path} (is state_dir right?)")
-    return JobQueue(path)
-
-
-def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
-
-
-def _students(job: Job) -> str:
-    r = job.request
-    if r.stdid is None:
-        return "?"
-    return f"{r.stdid},{r.stdid_max}" if r.is_range else str(r.stdid)
 
 
 def _seconds(value: float | None) -> str:
@@ -36,54 +16,53 @@ def _seconds(value: float | None) -> str:
 
 
 @click.group("jobs", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this state.")
 @click.option("--limit", default=50, show_default=True, help="Newest N jobs.")
 @click.pass_context
 def jobs(click_ctx: click.Context, as_json: bool, status: str | None, limit: int) -> None:
-    """List jobs, newest first (subcommands: show, retry)."""
+    """List jobs, newest first (subcommands: show, retry, prune, rejections)."""
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.find_object(Context)
-    found = _queue(ctx).jobs(status=status, limit=limit)
+    with reported():
+        found = ops.list_jobs(ops.open_queue(ctx.settings), status=status, limit=limit)
     if as_json:
-        click.echo(json.dumps([j.to_dict() for j in found], indent=2))
+        echo_json([ops.job_record(j) for j in found])
         return
     click.echo(
         f"{'ID':>6}  {'STATUS':<7} {'VERB':<7} {'STUDENT':<8} {'CUST':>6}  "
-        f"{'WORKSHOP':<24} {'TRIES':>5} {'SECONDS':>8}  {'CREATED':<19}  REASON"
+        f"{'WORKSHOP':<24} {'TRIES':>5} {'SECONDS':>8}  {'CREATED':<25}  REASON"
     )
     for j in found:
         click.echo(
-            f"{j.id:>6}  {j.status:<7} {j.verb:<7} {_students(j):<8} {j.request.customer:>6}  "
-            f"{j.request.workshop:<24} {j.attempts:>5} {_seconds(j.seconds):>8}  "
-            f"{_when(j.created):<19}  {j.reason}"
+            f"{j.id:>6}  {j.status:<7} {j.verb:<7} {ops.students(j):<8} "
+            f"{j.request.customer:>6}  {j.request.workshop:<24} {j.attempts:>5} "
+            f"{_seconds(j.seconds):>8}  {when(j.created):<25}  {j.reason}"
         )
 
 
 @jobs.command("show")
 @click.argument("job_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def show(ctx: Context, job_id: int, as_json: bool) -> None:
     """One job: request, state, every step with its timing and output."""
-    try:
-        job = _queue(ctx).job(job_id)
-    except UnknownJob:
-        raise click.ClickException(f"no job {job_id}") from None
+    with reported():
+        job = ops.show_job(ops.open_queue(ctx.settings), job_id)
     if as_json:
-        click.echo(json.dumps(job.to_dict(steps=True), indent=2))
+        echo_json(ops.job_record(job, steps=True))
         return
     r = job.request
     click.echo(
-        f"job {job.id}: {job.verb} student {_students(job)} customer {r.customer} "
+        f"job {job.id}: {job.verb} student {ops.students(job)} customer {r.customer} "
         f"workshop {r.workshop}" + (f" <{r.email}>" if r.email else "")
     )
     click.echo(f"  status   {job.status}" + (f" — {job.reason}" if job.reason else ""))
     click.echo(f"  channel  {r.channel}; attempts {job.attempts}; worker {job.worker or '-'}")
     click.echo(
-        f"  created  {_when(job.created)}; started {_when(job.started)}; "
-        f"finished {_when(job.finished)}; took {_seconds(job.seconds)}"
+        f"  created  {when(job.created)}; started {when(job.started)}; "
+        f"finished {when(job.finished)}; took {_seconds(job.seconds)}"
     )
     for note in r.notes:
         click.echo(f"  note     {note}")
@@ -103,39 +82,53 @@ def show(ctx: Context, job_id: int, as_json: bool) -> None:
 
 @jobs.command("retry")
 @click.argument("job_id", type=int)
+@json_option
 @pass_ctx
-def retry(ctx: Context, job_id: int) -> None:
+def retry(ctx: Context, job_id: int, as_json: bool) -> None:
     """Queue a failed job again (a running `wod serve` picks it up)."""
-    try:
-        job = _queue(ctx).retry(job_id)
-    except UnknownJob:
-        raise click.ClickException(f"no job {job_id}") from None
-    except NotRetryable as exc:
-        raise click.ClickException(str(exc)) from None
+    with reported():
+        job = ops.retry_job(ops.open_queue(ctx.settings), job_id)
+    if as_json:
+        echo_json(ops.job_record(job))
+        return
     click.echo(f"job {job.id} queued again")
-
-
-def _age(text: str) -> float:
-    """``90d``, ``12h``, ``30m`` or seconds -> seconds."""
-    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise click.BadParameter(f"expected e.g. 90d, 12h or 30m, got {text!r}") from None
 
 
 @jobs.command("prune")
 @click.option(
     "--older-than",
     "age",
+    type=AGE,
     default="90d",
     show_default=True,
-    help="Age of finished jobs and rejections to forget (d, h, m or s).",
+    help="Age of finished jobs and rejections to forget (w, d, h, m or s).",
 )
+@json_option
 @pass_ctx
-def prune(ctx: Context, age: str) -> None:
+def prune(ctx: Context, age: float, as_json: bool) -> None:
     """Forget finished jobs and rejections older than --older-than (e.g. from cron)."""
-    removed, rejections = _queue(ctx).prune(time.time() - _age(age))
-    click.echo(f"removed {removed} finished job(s) and {rejections} rejection(s) older than {age}")
+    with reported():
+        result = ops.prune_jobs(ops.open_queue(ctx.settings), age)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(
+        f"removed {result.jobs} finished job(s) and {result.rejections} rejection(s) "
+        f"older than {when(result.before)}"
+    )
+
+
+@jobs.command("rejections")
+@click.option("--limit", default=50, show_default=True, help="Newest N rejections.")
+@json_option
+@pass_ctx
+def rejections(ctx: Context, limit: int, as_json: bool) -> None:
+    """Refused requests, newest first, with the reason."""
+    with reported():
+        found = ops.list_rejections(ops.open_queue(ctx.settings), limit=limit)
+    if as_json:
+        echo_json([ops.rejection_record(r) for r in found])
+        return
+    click.echo(f"{'ID':>6}  {'AT':<25}  {'CHANNEL':<7}  REASON")
+    for r in found:
+        click.echo(f"{r.id:>6}  {when(r.at):<25}  {r.channel:<7}  {r.reason}")

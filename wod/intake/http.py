@@ -1,4 +1,4 @@
-"""HTTP intake: ``POST /api/requests`` (JSON) and the job endpoints, as a FastAPI router.
+"""HTTP intake: ``POST /api/requests`` (JSON), as a FastAPI router.
 
 A request ``{"verb", "stdid", "customer", "email", "workshop"}`` is turned into the same
 Subject line and body the api-db would mail and goes through the one parser
@@ -14,25 +14,24 @@ Then: persisted -> ``202 {"job": id}``.  Answers:
 - 403: the client address is not in ``allowed_clients``;
 - 503: the job database cannot be written (the caller should try again).
 
-Every ``/api`` route (including ``GET /api/jobs``, ``GET /api/jobs/{id}``, ``POST
-/api/jobs/{id}/retry`` and ``GET /api/rejections``) is subject to the same two checks.
+Every ``/api`` route (this one and the admin routes of :mod:`wod.web.api`) is subject to
+the same two checks (:func:`wod.access.make_guard`).
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 from starlette.concurrency import run_in_threadpool
 
+from wod.access import make_guard
 from wod.errors import Rejected, Transient
-from wod.queue import STATUSES, JobQueue, NotRetryable, UnknownJob
+from wod.queue import JobQueue
 from wod.requests import parse_fields
 from wod.settings import Settings
 
@@ -98,28 +97,8 @@ def subject_of(data: Any) -> tuple[str, str]:
 def make_router(
     settings: Settings, queue: JobQueue, metrics: IntakeMetrics | None = None
 ) -> APIRouter:
-    """The ``/api`` routes of the backend's web app."""
-    networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_clients]
-    token = settings.http_token
-
-    def guard(request: Request) -> None:
-        host = request.client.host if request.client else ""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
-        if address is None or not any(address in net for net in networks):
-            log.warning("HTTP client %s refused: not in allowed_clients", host or "?")
-            raise HTTPException(403, "client address not allowed")
-        if token:
-            given = request.headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.strip().encode(), token.encode()
-            ):
-                raise HTTPException(
-                    401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"}
-                )
+    """The intake route of the backend's web app (``POST /api/requests``)."""
+    guard = make_guard(settings)
 
     router = APIRouter(prefix="/api", dependencies=[Depends(guard)])
 
@@ -163,31 +142,5 @@ def make_router(
         count("accepted")
         log.info("job %s queued from HTTP: %s", job_id, subject.split(" ")[0])
         return JSONResponse({"job": job_id}, status_code=202)
-
-    @router.get("/jobs")
-    def list_jobs(status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        if status is not None and status not in STATUSES:
-            raise HTTPException(400, f"status must be one of {', '.join(STATUSES)}")
-        return [j.to_dict() for j in queue.jobs(status=status, limit=max(1, min(limit, 1000)))]
-
-    @router.get("/jobs/{job_id}")
-    def show_job(job_id: int) -> dict[str, Any]:
-        try:
-            return queue.job(job_id).to_dict(steps=True)
-        except UnknownJob:
-            raise HTTPException(404, f"no job {job_id}") from None
-
-    @router.post("/jobs/{job_id}/retry")
-    def retry_job(job_id: int) -> dict[str, Any]:
-        try:
-            return queue.retry(job_id).to_dict()
-        except UnknownJob:
-            raise HTTPException(404, f"no job {job_id}") from None
-        except NotRetryable as exc:
-            raise HTTPException(409, str(exc)) from None
-
-    @router.get("/rejections")
-    def list_rejections(limit: int = 100) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in queue.rejections(limit=max(1, min(limit, 1000)))]
 
     return router

@@ -1,4 +1,4 @@
-"""The backend's web app: the requests/jobs API, ``/healthz`` and ``/metrics``.
+"""The backend's web app: the intake, the admin API, ``/healthz`` and ``/metrics``.
 
 ``create_app(settings, queue)`` builds a FastAPI app over an existing queue; ``wod serve``
 runs it with uvicorn next to the SMTP intake and the workers.  Metrics live in one
@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from wod.intake.http import IntakeMetrics, make_router
 from wod.queue import JobQueue
 from wod.settings import Settings
+from wod.web.api import install_error_handler, make_api_router
 from wod.worker import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def create_app(
     app.state.registry = registry
     app.state.worker_metrics = worker_metrics
     app.include_router(make_router(settings, queue, intake_metrics))
+    app.include_router(make_api_router(settings, queue))
+    install_error_handler(app)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

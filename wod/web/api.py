@@ -1,0 +1,64 @@
+"""The admin API: every operation of :mod:`wod.ops` as a token-protected ``/api`` route.
+
+Same guard as the intake (:func:`wod.access.make_guard`: ``allowed_clients`` and the
+``http_token`` bearer).  Each route parses its input, calls one ``wod.ops`` function and
+answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes its
+``status`` with ``{"error": reason}`` (see :func:`install_error_handler`).
+
+- ``GET /api/jobs[?status=&limit=]``, ``GET /api/jobs/{id}``, ``POST /api/jobs/{id}/retry``,
+  ``POST /api/jobs/prune {"older_than": "90d"}``, ``GET /api/rejections[?limit=]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from wod.access import make_guard
+from wod.ops import jobs as job_ops
+from wod.ops.common import OpsError, jsonable
+from wod.queue import JobQueue
+from wod.settings import Settings
+
+
+def install_error_handler(app: FastAPI) -> None:
+    """Answer every :class:`OpsError` as ``{"error": reason}`` with its status."""
+
+    @app.exception_handler(OpsError)
+    async def ops_error(request: Request, exc: OpsError) -> JSONResponse:
+        body: dict[str, Any] = {"error": exc.reason}
+        if exc.remedy:
+            body["remedy"] = exc.remedy
+        return JSONResponse(body, status_code=exc.status)
+
+
+def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
+    """The admin routes; ``queue`` is the server's own job queue."""
+    router = APIRouter(prefix="/api", dependencies=[Depends(make_guard(settings))])
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    @router.get("/jobs")
+    def list_jobs(status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        found = job_ops.list_jobs(queue, status=status, limit=limit)
+        return [job_ops.job_record(j) for j in found]
+
+    @router.post("/jobs/prune")
+    def prune_jobs(older_than: str = Body("90d", embed=True)) -> dict[str, Any]:
+        return jsonable(job_ops.prune_jobs(queue, older_than))
+
+    @router.get("/jobs/{job_id}")
+    def show_job(job_id: int) -> dict[str, Any]:
+        return job_ops.job_record(job_ops.show_job(queue, job_id), steps=True)
+
+    @router.post("/jobs/{job_id}/retry")
+    def retry_job(job_id: int) -> dict[str, Any]:
+        return job_ops.job_record(job_ops.retry_job(queue, job_id))
+
+    @router.get("/rejections")
+    def list_rejections(limit: int = 100) -> list[dict[str, Any]]:
+        return [job_ops.rejection_record(r) for r in job_ops.list_rejections(queue, limit=limit)]
+
+    return router
