@@ -32,6 +32,7 @@ from pathlib import Path
 from wod import proc
 from wod.content.templating import Renderer, TemplateFailure, Variables
 from wod.errors import Permanent
+from wod.values import chown_tree
 
 RENDER_PATTERNS = ("*.ipynb", "*.yaml", "*.py", "*.sh", "*.src", "*.tf", "*.env", "Variables.ps1")
 COPY_EXCLUDES = ("*.ipynb", "*.py", "Variables.ps1")
@@ -398,10 +399,7 @@ def _write(path: Path, data: bytes, mode: int, replace: bool = False) -> None:
 
 def apply_ownership(root: Path, owner: Ownership) -> None:
     """``root`` recursively owned by the student, plus the admin ACL (SPEC 4.3 rule 7)."""
-    os.lchown(root, owner.uid, owner.gid)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.lchown(os.path.join(folder, name), owner.uid, owner.gid)
+    chown_tree(root, owner.uid, owner.gid)
     if owner.admin:
         spec = f"user:{owner.admin}:rwx,default:user:{owner.admin}:rwx"
         proc.run(["setfacl", "-R", "-m", spec, str(root)], what="setfacl", timeout=120)

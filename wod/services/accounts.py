@@ -40,6 +40,7 @@ from wod import proc
 from wod.errors import Permanent
 from wod.passwords import GENERATED_N, hash_password, password_matches
 from wod.settings import Settings
+from wod.values import chown_tree
 
 log = logging.getLogger(__name__)
 
@@ -209,14 +210,6 @@ def empty_folder(folder: Path) -> None:
                 shutil.rmtree(entry.path)
             else:
                 os.unlink(entry.path)
-
-
-def chown_tree(path: Path, uid: int, gid: int) -> None:
-    """``chown -hR uid:gid path`` (links themselves, never their targets)."""
-    os.chown(path, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -499,22 +492,6 @@ def make_accounts(settings: Settings) -> Accounts:
     if settings.accounts == "system":
         return SystemAccounts(settings)
     return DirectoryAccounts(settings)
-
-
-def parse_range(text: str, settings: Settings) -> list[int]:
-    """``"N"`` or ``"N-M"`` (inclusive) within ``[user_min, user_max]``."""
-    low, _, high = text.partition("-")
-    try:
-        lo, hi = int(low), int(high or low)
-    except ValueError:
-        raise Permanent(f"not a student number or range N-M: {text!r}") from None
-    if lo > hi:
-        raise Permanent(f"range {text}: {lo} is above {hi}")
-    if lo < settings.user_min or hi > settings.user_max:
-        raise Permanent(
-            f"range {text} is outside the configured [{settings.user_min}, {settings.user_max}]"
-        )
-    return list(range(lo, hi + 1))
 
 
 def kill_stale(
