@@ -162,9 +162,9 @@ def test_text_settings_from_the_environment_are_taken_verbatim(tmp_path, secret)
     """A password is whatever the variable holds, even when YAML would read it otherwise."""
     s = load_settings(
         write(tmp_path, ""),
-        environ={"WOD_APIDB_PASSWORD": secret, "WOD_WODBETOKEN": secret, "WOD_ADMIN_USER": secret},
+        environ={"WOD_APIDB_PASSWORD": secret, "WOD_WODBETOKEN": secret, "WOD_APIDB_USER": secret},
     )
-    assert (s.apidb_password, s.hub_token, s.admin_user) == (secret, secret, secret)
+    assert (s.apidb_password, s.hub_token, s.apidb_user) == (secret, secret, secret)
 
 
 def test_empty_optional_path_means_unset(tmp_path):
@@ -182,9 +182,115 @@ def test_a_bad_secret_value_is_not_echoed_in_the_error(tmp_path):
     path = write(tmp_path, "apidb_password: [hunter2]\nldap_password: {pw: hunter3}\n")
     with pytest.raises(SettingsError) as err:
         load_settings(path, environ={})
-    assert "setting 'apidb_password'" in str(err.value)
-    assert "setting 'ldap_password'" in str(err.value)
-    assert "hunter2" not in str(err.value) and "hunter3" not in str(err.value)
+    message = str(err.value)
+    assert f"{path}, line 1: setting 'apidb_password'" in message
+    assert "(and 1 more problem(s))" in message
+    assert "hunter2" not in message and "hunter3" not in message
+
+
+SECRETS = "apidb_password: hunter2\nhub_token: tok-s3cret\nhttp_token: http-s3cret\n"
+
+
+def assert_one_safe_line(message: str) -> None:
+    assert "\n" not in message
+    for secret in ("hunter2", "tok-s3cret", "http-s3cret"):
+        assert secret not in message
+
+
+def test_a_cross_field_error_is_one_line_without_any_setting_value(tmp_path):
+    """It used to print every setting, passwords and tokens included."""
+    path = write(tmp_path, SECRETS + "user_min: 9\nuser_max: 3\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    message = str(err.value)
+    assert_one_safe_line(message)
+    assert message.startswith(f"{path}, line 4: setting 'user_min': ")
+    assert "user_min (9) is above user_max (3)" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'apidb_password: "hunter2\nworkers: 2\n',
+        "hub_token: tok-s3cret: more\n",
+        "http_token: [http-s3cret\n",
+        "apidb_password: 'hunter2\n",
+        "hub_token: tok-s3cret\n\tworkers: 2\n",
+    ],
+)
+def test_a_yaml_syntax_error_names_the_line_without_quoting_it(tmp_path, text):
+    """The offending line may hold a secret: the error gives its number, not its text."""
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    message = str(err.value)
+    assert_one_safe_line(message)
+    assert message.startswith(f"{path}, line ") and "not valid YAML" in message
+
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("smtp_port: 70000\n", "smtp_port", "less than or equal to 65535"),
+        ("http_port: -1\n", "http_port", "greater than or equal to 0"),
+        ("workers: -1\n", "workers", "greater than or equal to 1"),
+        ("workers: 0\n", "workers", "greater than or equal to 1"),
+        ("retry_base_delay: -2\n", "retry_base_delay", "greater than or equal to 0"),
+        ("retry_max_delay: -1\n", "retry_max_delay", "greater than or equal to 0"),
+        ("hook_timeout: -5\n", "hook_timeout", "greater than 0"),
+        ("apidb_timeout: 0\n", "apidb_timeout", "greater than 0"),
+        ("cleaned_poll_interval: -20\n", "cleaned_poll_interval", "greater than 0"),
+        ("hub_timeout: .nan\n", "hub_timeout", "finite number"),
+        ("apidb_url: not a url\n", "apidb_url", "http:// or https:// URL"),
+        ("apidb_url: ftp://x/api\n", "apidb_url", "http:// or https:// URL"),
+        ("hub_url: localhost:8000\n", "hub_url", "http:// or https:// URL"),
+        ('senders: "a-string"\n', "senders", "expected a list"),
+        ("senders: [not-an-address]\n", "senders", "not an e-mail address"),
+        ("workers: yes\n", "workers", "not a yes/no value"),
+        ("smarthost: relay.example.com\n", "smarthost", "host:port"),
+        ("account_pattern: 'Student {n}'\n", "account_pattern", "account names"),
+        ("admin_user: 'root; rm -rf /'\n", "admin_user", "not an account name"),
+        ("command_mailbox: a@b\n", "command_mailbox", "local part"),
+        ("password_length: 4\n", "password_length", "greater than or equal to 8"),
+        ("max_message_bytes: 10\n", "max_message_bytes", "greater than or equal to 1024"),
+        ("user_max: 1000000000\n", "user_max", "less than or equal to 999999999"),
+        ("ldap_port: 0\n", "ldap_port", "greater than or equal to 1"),
+        ("retry_base_delay: 60\nretry_max_delay: 5\n", "retry_max_delay", "below"),
+        ("smtp_local_users: [Not A User]\n", "smtp_local_users", "not an account name"),
+    ],
+)
+def test_a_bad_value_stops_the_start_with_the_key_named(tmp_path, text, key, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{path}, line " in message and f"setting '{key}'" in message
+    assert expected in message
+
+
+def test_every_number_setting_has_bounds(tmp_path):
+    """No numeric setting takes a negative or an absurdly large value."""
+    numeric = [n for n, f in Settings.model_fields.items() if f.annotation in (int, float)]
+    assert len(numeric) > 15
+    for name in numeric:
+        for value in (-1, 10**12):
+            with pytest.raises(SettingsError, match=f"setting '{name}'"):
+                load_settings(write(tmp_path, f"{name}: {value}\n"), environ={})
+
+
+def test_an_environment_value_names_the_variable(tmp_path):
+    with pytest.raises(SettingsError) as err:
+        load_settings(write(tmp_path, ""), environ={"WOD_WORKERS": "-1"})
+    assert str(err.value).startswith("environment variable WOD_WORKERS: setting 'workers'")
+
+
+def test_one_sender_as_text_only_under_the_upstream_name(tmp_path):
+    """WODSENDER=api@host (upstream, one address) is a list of one; `senders: x` is an error."""
+    s = load_settings(write(tmp_path, ""), environ={"WOD_WODSENDER": "api@example.com"})
+    assert s.senders == ["api@example.com"]
+    with pytest.raises(SettingsError, match="expected a list"):
+        load_settings(write(tmp_path, ""), environ={"WOD_SENDERS": "api@example.com"})
 
 
 def test_a_key_given_twice_in_the_file_is_an_error(tmp_path):
