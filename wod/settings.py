@@ -259,6 +259,45 @@ class Settings(BaseModel):
         "text", "wod serve's log lines: 'text' or 'json' (one object per line, for collectors)."
     )
 
+    # -- dashboard (/) and its login --------------------------------------------------
+    dashboard_login: Literal["auto", "hub", "token"] = setting(
+        "auto",
+        "How admins log in to the dashboard: 'hub' (JupyterHub OAuth; hub_url and hub_token "
+        "needed), 'token' (a form asking for http_token), 'auto' (hub when hub_url and "
+        "hub_token are set, else token).",
+    )
+    dashboard_url: str = setting(
+        "",
+        "The dashboard's address as browsers see it (e.g. https://hub.example.com/services/"
+        "wod/); its path is where the dashboard is served, and <url>oauth_callback is the "
+        "OAuth redirect URI; empty = http://<http_host>:<http_port>/.",
+    )
+    hub_public_url: str = setting(
+        "",
+        "JupyterHub's address as browsers see it (the OAuth authorize page); empty = hub_url.",
+    )
+    hub_oauth_client_id: str = setting(
+        "service-wod",
+        "OAuth client id of the dashboard's JupyterHub service (service-<name> by default); "
+        "its secret is the service's api_token, i.e. hub_token.",
+    )
+    dashboard_admin_group: str = setting(
+        "",
+        "JupyterHub group whose members may use the dashboard besides hub admins; "
+        "empty = hub admins only.",
+    )
+    dashboard_secret: str = setting(
+        "",
+        "Key signing dashboard login cookies; empty = a random key per start (logins end "
+        "when wod serve restarts).",
+        secret=True,
+    )
+    api_docs: bool = setting(
+        False,
+        "Serve the OpenAPI documentation at /docs and /redoc (their pages load scripts from "
+        "a public CDN, so they are off by default); /api/openapi.json is always served.",
+    )
+
     # -- workers and retries ----------------------------------------------------------
     workers: int = setting(
         4, "Jobs run in parallel (never two for the same student).", ge=1, le=256
