@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from wod.errors import Rejected
+from wod.values import seat_error
 
 if TYPE_CHECKING:
     from wod.settings import Settings
@@ -129,6 +130,18 @@ PROMISE_PATTERN = re.compile(r"\[object [A-Za-z]+\]")
 PROMISE_TOKEN = "\x00promise\x00"
 ID_PATTERN = re.compile(r"^[0-9]{1,9}$")
 HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+SINGLE_HEADERS = frozenset(
+    {
+        "subject",
+        "from",
+        "sender",
+        "return-path",
+        "content-type",
+        "content-transfer-encoding",
+    }
+)
+"""Headers the parser reads (or a reader of the same mail could take for the sender): a
+request mail giving one of them twice is ambiguous and refused."""
 ARITY = {Verb.CREATE: 3, Verb.CLEANUP: 2, Verb.RESET: 2, Verb.PURGE: 2}
 USAGE = {
     Verb.CREATE: "CREATE <stdid> <customer> <email>",
@@ -153,11 +166,9 @@ def _number(token: str, what: str) -> int:
 
 
 def _stdid_in_range(stdid: int, settings: Settings, what: str = "student id") -> int:
-    if not settings.user_min <= stdid <= settings.user_max:
-        raise Rejected(
-            f"{what} {stdid} is outside this backend's range "
-            f"{settings.user_min}-{settings.user_max}"
-        )
+    problem = seat_error(stdid, settings, what=what)
+    if problem:
+        raise Rejected(problem)
     return stdid
 
 
@@ -304,11 +315,19 @@ def _split(raw: bytes) -> tuple[dict[str, str], bytes, bool]:
     for header in headers:
         name, _, value = header.partition(b":")
         key = name.decode("ascii", "replace").strip().lower()
-        if key not in found:  # the first occurrence wins; only the Subject must be UTF-8
-            if key == "subject":
-                found[key] = _decode(value.strip(), "the subject header")
-            else:
-                found[key] = value.strip().decode("utf-8", "replace")
+        if key in found:
+            if key in SINGLE_HEADERS:
+                # Two Subjects (CREATE then PURGE) or two senders: which one counts would
+                # depend on the reader; refuse rather than guess.
+                raise Rejected(
+                    f"header {name.decode('ascii', 'replace')[:40]!r} given more than once: "
+                    "a request mail carries it once"
+                )
+            continue  # other headers are not read
+        if key == "subject":  # only the Subject must be UTF-8
+            found[key] = _decode(value.strip(), "the subject header")
+        else:
+            found[key] = value.strip().decode("utf-8", "replace")
     return found, b"".join(lines[index:]), separated
 
 

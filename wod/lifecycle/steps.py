@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from wod import passwords
 from wod.errors import Permanent, Rejected, Wait
 from wod.requests import Request
+from wod.values import seat_error, truthy
 
 if TYPE_CHECKING:
     from wod.services import Services
@@ -71,13 +72,14 @@ def check_seats(svc: Services, request: Request, workshop: Workshop) -> None:
     """Every student of the request must be a seat of this backend and of the workshop."""
     s = svc.settings
     for stdid in request.stdids:
-        if not s.user_min <= stdid <= s.user_max:
-            raise Rejected(f"student {stdid} is outside [{s.user_min}, {s.user_max}]")
-        if not workshop.range_min <= stdid <= workshop.range_max:
-            raise Permanent(
-                f"student {stdid} is outside the range [{workshop.range_min}, "
-                f"{workshop.range_max}] of {workshop.notebook}"
-            )
+        problem = seat_error(stdid, s)
+        if problem:
+            raise Rejected(problem)
+        problem = seat_error(
+            stdid, s, workshop=(workshop.notebook, workshop.range_min, workshop.range_max)
+        )
+        if problem:
+            raise Permanent(problem)
         if not svc.accounts.exists(stdid):
             raise Permanent(
                 f"account {s.account(stdid)} or its home {s.home(stdid)} is missing "
@@ -208,7 +210,7 @@ def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     if s.cleaned_poll_timeout <= 0:
         return
     record = svc.apidb.customer(customer)
-    if _truthy(record.get("cleaned")):
+    if truthy(record.get("cleaned")):
         return
     waited = time.time() - job.created
     if waited < s.cleaned_poll_timeout:
@@ -220,7 +222,15 @@ def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     log.warning("customer %s still not cleaned after %.0f s; proceeding", customer, waited)
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes", "t"}
-    return bool(value)
+def end_sessions(svc: Services, ctx: Any, stdid: int) -> None:
+    """End everything the seat's last participant holds: the hub server, every hub login,
+    cookie and token of the seat's hub user (deleted and re-created), then the student's
+    remaining processes.  Idempotent."""
+    account = svc.settings.account(stdid)
+    if svc.hub is None:
+        ctx.log(f"no JupyterHub configured (hub_url empty): no hub session of {account} to end")
+    else:
+        ctx.log(svc.hub.end_sessions(account).summary())
+    killed = svc.accounts.kill_processes(stdid)
+    if killed:
+        ctx.log(f"{killed} process(es) of {account} killed")

@@ -19,6 +19,8 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Tex
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from wod.values import is_bool_word, truthy
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -150,9 +152,6 @@ class User(Base):
 #: Columns an update may never touch.
 PROTECTED = frozenset({"id", "createdAt", "updatedAt"})
 
-_TRUE = {"true", "t", "1", "yes", "on", "y"}
-_FALSE = {"false", "f", "0", "no", "off", "n"}
-
 
 def _coerce(column: Any, value: Any) -> Any:
     if value is None:
@@ -165,8 +164,8 @@ def _coerce(column: Any, value: Any) -> Any:
             return value
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        if isinstance(value, str) and value.strip() and is_bool_word(value):
+            return truthy(value)
         raise FieldError(f"{column.key}: {value!r} is not a boolean")
     if isinstance(kind, Integer):
         if isinstance(value, bool):

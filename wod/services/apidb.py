@@ -33,6 +33,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from wod.errors import Permanent, Transient
+from wod.values import truthy
 
 if TYPE_CHECKING:
     from wod.settings import Settings
@@ -44,7 +45,6 @@ TOKEN_HEADER = "x-access-token"
 #: lifetime), and :meth:`ApiDb.prefetch_token` renews it this long before (a fifth).
 RENEW_MARGIN = 10.0
 PREFETCH_MARGIN = 30.0
-_TRUE = {"true", "t", "1", "yes", "on"}
 
 
 def parse_compile(value: Any) -> list[str]:
@@ -72,7 +72,7 @@ def _flag(value: Any) -> bool:
     if isinstance(value, int):
         return value != 0
     if isinstance(value, str):
-        return value.strip().lower() in _TRUE
+        return truthy(value)
     raise ValueError(f"not a boolean: {value!r}")
 
 
