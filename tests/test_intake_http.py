@@ -24,7 +24,13 @@ CREATE = {
 }
 
 
+TOKEN = "t0ken-for-tests"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def call(app, method: str, url: str, *, client=("127.0.0.1", 40000), **kw) -> httpx.Response:
+    kw["headers"] = {**BEARER, **(kw.get("headers") or {})}
+
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://wod") as http:
@@ -35,7 +41,7 @@ def call(app, method: str, url: str, *, client=("127.0.0.1", 40000), **kw) -> ht
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path, user_min=1, user_max=20)
+    return Settings(state_dir=tmp_path, user_min=1, user_max=20, http_token=TOKEN)
 
 
 @pytest.fixture
@@ -111,6 +117,12 @@ def test_reset_range_and_promise_ids(app, queue):
             "unknown verb",
         ),
         (
+            b'{"verb": "CREATE", "stdid": 1, "customer": 2, "email": "a@b.c",'
+            b' "workshop": "WKSHP-X", "verb": "PURGE"}',
+            400,
+            "field 'verb' given more than once",
+        ),
+        (
             b'{"verb": "CREATE", "stdid": 99, "customer": 2, "email": "a@b.c",'
             b' "workshop": "WKSHP-X"}',
             422,
@@ -158,7 +170,7 @@ def test_client_address_outside_allowed_clients_is_refused(app, queue):
 
 
 def test_database_unavailable_answers_503(tmp_path):
-    settings = Settings(state_dir=tmp_path)
+    settings = Settings(state_dir=tmp_path, http_token=TOKEN)
     queue = JobQueue(settings.db_path, timeout=0.2)
     app = create_app(settings, queue)
     blocker = sqlite3.connect(settings.db_path, isolation_level=None)

@@ -193,6 +193,29 @@ def test_sender_not_allowed(cfg: Settings) -> None:
     assert parse_message(raw, open_cfg).stdid == 1
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Subject: CREATE 1 2 a@b.c\nSubject: PURGE 1 2\n",
+        b"Subject: CREATE 1 2 a@b.c\nSUBJECT: PURGE 1 2\n",
+        b"From: wod-api@api.example.com\nFrom: mallory@evil.example\nSubject: PURGE 1 2\n",
+        b"Return-Path: <a@x>\nReturn-Path: <b@y>\nSubject: PURGE 1 2\n",
+        b"Sender: a@x\nSender: b@y\nSubject: PURGE 1 2\n",
+        b"Content-Type: text/plain\nContent-Type: multipart/mixed\nSubject: PURGE 1 2\n",
+        b"Content-Transfer-Encoding: base64\nContent-Transfer-Encoding: 7bit\nSubject: PURGE 1 2\n",
+    ],
+)
+def test_a_header_the_parser_reads_given_twice_is_refused(cfg: Settings, headers: bytes) -> None:
+    """Two Subjects (CREATE then PURGE) used to be queued as the first one."""
+    why = reason(headers + b"\nWKSHP-API101\n", cfg)
+    assert "given more than once" in why
+
+
+def test_other_headers_may_repeat(cfg: Settings) -> None:
+    raw = b"Received: from a\nReceived: from b\nSubject: PURGE 1 2\n\nWKSHP-API101\n"
+    assert parse_message(raw, cfg, sender=API_DB).verb is Verb.PURGE
+
+
 # -- fuzzing: the parser never raises anything but Rejected ---------------------------------
 
 TOKENS = st.sampled_from(

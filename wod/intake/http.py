@@ -7,7 +7,8 @@ Subject line and body the api-db would mail and goes through the one parser
 passed on as the api-db would send it: the student is then recovered from the customer).
 Then: persisted -> ``202 {"job": id}``.  Answers:
 
-- 400 ``{"error"}``: not a JSON object, or a field missing or of the wrong type;
+- 400 ``{"error"}``: not a JSON object, a key given twice, or a field missing or of the
+  wrong type;
 - 422 ``{"error"}``: refused by the parser (unknown verb, id out of range, bad workshop…);
   both recorded as rejections;
 - 401: ``http_token`` is set and the ``Authorization: Bearer`` header does not match;
@@ -55,6 +56,19 @@ class IntakeMetrics:
 
     def count(self, outcome: str, channel: str = "http") -> None:
         self.requests.labels(channel, outcome).inc()
+
+
+class DuplicateKey(ValueError):
+    """A JSON object naming one key twice (parsers differ on which value wins)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"field {key[:40]!r} given more than once")
+        out[key] = value
+    return out
 
 
 def _error(status: int, reason: str) -> JSONResponse:
@@ -122,7 +136,9 @@ def make_router(
         if len(raw) > MAX_BODY:
             return await refuse(400, f"request body larger than {MAX_BODY} bytes", raw[:1024])
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, object_pairs_hook=_unique_keys)
+        except DuplicateKey as exc:
+            return await refuse(400, str(exc), raw)
         except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested too
             return await refuse(400, "body is not valid JSON", raw)
         try:
