@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 import time
 
-from tests.plugins.lifecycle import write_hook
+import pytest
+
+from tests.plugins.lifecycle import run_cells, write_hook
 from wod.registry.models import Customer
 
 S101 = "WKSHP-Sample101"  # reset: false
@@ -113,6 +115,36 @@ def test_purge_waits_for_the_api_db_to_report_cleaned_without_blocking_others(
     assert purge.attempts == 1  # waiting used no attempt
     waits = [s for s in purge.steps if s.name == "wait-cleaned"]
     assert waits[0].status == "waiting" and waits[-1].status == "done"
+    assert backend.student(stdid)["assigned"] is False
+
+
+@pytest.mark.parametrize("verb,workshop", [("PURGE", S101), ("RESET", S201)])
+def test_purge_or_reset_received_before_the_cleanup_lets_it_run_first(
+    install_factory, backend_factory, verb, workshop
+):
+    """The api-db sends the PURGE (or RESET) first and the seat's CLEANUP after it: the
+    CLEANUP runs first (the completion is reported, the customer cleaned), and the PURGE
+    does not wait the cleaned_poll_timeout on the api-db."""
+    install = install_factory(workers=1, cleaned_poll_timeout=120.0, cleaned_poll_interval=0.2)
+    backend = backend_factory(install)
+    cust, stdid = backend.customer(workshop)
+    create(backend, workshop, cust, stdid)
+    executed, total = run_cells(install.home(stdid), workshop, 2)
+
+    backend.send(f"{verb} {stdid} {cust['id']}", workshop)
+    backend.wait_until(lambda js: len(js) == 2 and "not cleaned" in js[1].reason, timeout=20)
+    backend.send(f"CLEANUP {stdid} {cust['id']}", workshop)
+    jobs = backend.wait(3, timeout=30)
+
+    first, cleanup = jobs[1], jobs[2]
+    assert (first.verb, cleanup.verb) == (verb, "CLEANUP")
+    assert (first.status, cleanup.status) == ("done", "done"), (first.reason, cleanup.reason)
+    assert first.finished > cleanup.finished  # the CLEANUP ran first
+    assert first.finished - first.created < 20  # not the 120 s poll timeout
+    assert first.attempts == 1
+    customer = install.registry.customer(cust["id"])
+    assert customer["cleaned"] is True
+    assert customer["completionPercentage"] == round(100 * executed / total)
     assert backend.student(stdid)["assigned"] is False
 
 

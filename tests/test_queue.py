@@ -227,3 +227,41 @@ def test_rejections_are_recorded(queue: JobQueue):
     assert rejection.id == rid and rejection.channel == "smtp"
     assert rejection.reason == "unknown verb 'DELETE'"
     assert rejection.to_dict()["raw"].startswith("Subject: DELETE")
+
+
+def test_cleanup_runs_before_an_earlier_queued_purge_or_reset_of_its_customer(queue: JobQueue):
+    """A PURGE (or RESET) received before the seat's CLEANUP would wait for the api-db to
+    report the customer cleaned, which only that CLEANUP does: the CLEANUP goes first."""
+    purge = queue.submit(req("PURGE", 1, 7))
+    cleanup = queue.submit(req("CLEANUP", 1, 7))
+    reset = queue.submit(req("RESET", 2, 8, stdid_max=3))
+    cleanup_in_range = queue.submit(req("CLEANUP", 3, 8))
+    assert queue.earlier_unfinished(purge) and queue.earlier_unfinished(reset)
+    assert queue.claim("w").id == cleanup
+    assert queue.claim("w").id == cleanup_in_range
+    assert queue.claim("w") is None  # the PURGE and the RESET wait for their CLEANUPs
+    queue.complete(cleanup)
+    assert queue.claim("w").id == purge
+    queue.complete(cleanup_in_range)
+    assert queue.claim("w").id == reset
+
+
+def test_cleanup_does_not_overtake_a_running_job_another_customer_or_a_create(
+    queue: JobQueue,
+):
+    running_purge = queue.submit(req("PURGE", 1, 7))
+    assert queue.claim("w").id == running_purge
+    behind_running = queue.submit(req("CLEANUP", 1, 7))
+    other_customer = queue.submit(req("PURGE", 2, 5))
+    cleanup_2 = queue.submit(req("CLEANUP", 2, 6))
+    purge_4 = queue.submit(req("PURGE", 4, 9))
+    create_4 = queue.submit(req("CREATE", 4, 10))
+    cleanup_4 = queue.submit(req("CLEANUP", 4, 9))
+    # Arrival order everywhere: the first PURGE is running, student 2's PURGE is for
+    # another customer, and student 4's CLEANUP is behind a CREATE.
+    assert queue.claim("w").id == other_customer
+    assert queue.claim("w").id == purge_4
+    assert queue.claim("w") is None
+    assert {behind_running, cleanup_2, create_4, cleanup_4} == {
+        j.id for j in queue.jobs(status="queued")
+    }

@@ -14,7 +14,12 @@ each other without SQLite's sleeping busy-retry loop.
 Ordering: :meth:`JobQueue.claim` hands out the oldest runnable ``queued`` job such that no
 *earlier* unfinished job (``queued`` or ``running``) touches one of its students; a RESET
 range ``min,max`` touches every student inside it.  Jobs of one student therefore run in
-arrival order, different students in parallel.  A job whose student is not known yet
+arrival order, different students in parallel.  One exception keeps a participant's
+completion report: a CLEANUP runs before an earlier PURGE or RESET of the same customer on
+its seat that is still queued (not running; typically waiting for the api-db to report the
+customer ``cleaned``, which only that CLEANUP will do), and such a PURGE or RESET waits for
+the CLEANUP.  A CLEANUP held back by anything else (a CREATE in between, a running job)
+does not overtake.  A job whose student is not known yet
 (``[object Promise]`` from the api-db, ``stdid`` None) is runnable at once; the runner pins
 the student with :meth:`set_stdid` and, if :meth:`earlier_unfinished` says an earlier job
 of that student is still pending, gives the job back with ``defer(id, 0, ...,
@@ -110,6 +115,37 @@ CREATE TABLE IF NOT EXISTS intake_counts (
 JOB_COLUMNS = (
     "id, verb, stdid_min, stdid_max, customer, workshop, channel, request, status, attempts, "
     "budget_from, not_before, created, started, finished, worker, reason, output"
+)
+
+
+def _overlap(a: str, b: str) -> str:
+    """SQL: jobs ``a`` and ``b`` touch a common student (both known)."""
+    return (
+        f"{a}.stdid_min IS NOT NULL AND {b}.stdid_min IS NOT NULL"
+        f" AND {a}.stdid_min <= {b}.stdid_max AND {b}.stdid_min <= {a}.stdid_max"
+    )
+
+
+def _waits_for(j: str, e: str) -> str:
+    """SQL: job ``j`` must wait for the earlier job ``e`` (module docstring, "Ordering"):
+    ``e`` is unfinished and touches one of ``j``'s students, unless ``j`` is a CLEANUP and
+    ``e`` a PURGE or RESET of the same customer that is only queued."""
+    return (
+        f"{e}.id < {j}.id AND {e}.status IN ('queued', 'running') AND {_overlap(j, e)}"
+        f" AND NOT ({j}.verb = 'CLEANUP' AND {e}.status = 'queued'"
+        f" AND {e}.verb IN ('PURGE', 'RESET') AND {e}.customer = {j}.customer)"
+    )
+
+
+#: SQL over the job ``j``: it cannot run now.  Either an earlier job holds one of its
+#: students, or ``j`` is a PURGE/RESET and a CLEANUP of the same customer on one of its
+#: students, queued behind it, may run first (nothing else holds that CLEANUP back).
+_BLOCKED = (
+    f"EXISTS (SELECT 1 FROM jobs e WHERE {_waits_for('j', 'e')})"
+    " OR (j.verb IN ('PURGE', 'RESET') AND EXISTS ("
+    "  SELECT 1 FROM jobs c WHERE c.id > j.id AND c.verb = 'CLEANUP'"
+    f"  AND c.status IN ('queued', 'running') AND c.customer = j.customer AND {_overlap('j', 'c')}"
+    f"  AND NOT EXISTS (SELECT 1 FROM jobs e2 WHERE {_waits_for('c', 'e2')})))"
 )
 
 
@@ -405,11 +441,7 @@ class JobQueue:
             while True:
                 row = db.execute(
                     f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.status = 'queued'"
-                    " AND j.not_before <= ? AND NOT EXISTS ("
-                    "  SELECT 1 FROM jobs e WHERE e.id < j.id"
-                    "  AND e.status IN ('queued', 'running')"
-                    "  AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
-                    "  AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)"
+                    f" AND j.not_before <= ? AND NOT ({_BLOCKED})"
                     " ORDER BY j.id LIMIT 1",
                     (now,),
                 ).fetchone()
@@ -538,16 +570,12 @@ class JobQueue:
             )
 
     def earlier_unfinished(self, job_id: int) -> bool:
-        """Whether an earlier queued or running job touches one of this job's students."""
+        """Whether this job must wait for another one of its students (the claim's rule:
+        an earlier unfinished job, or a CLEANUP of its customer queued behind a PURGE or
+        RESET)."""
         row = (
             self._conn()
-            .execute(
-                "SELECT EXISTS (SELECT 1 FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
-                " AND e.status IN ('queued', 'running')"
-                " AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
-                " AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max)",
-                (job_id,),
-            )
+            .execute(f"SELECT {_BLOCKED} FROM jobs j WHERE j.id = ?", (job_id,))
             .fetchone()
         )
         return bool(row[0])
