@@ -139,6 +139,10 @@ class Ldap:
             _close(conn)
         log.info("LDAP password of %s replaced", dn)
 
+    def check_bind(self) -> None:
+        """Bind as ``bind_dn`` and unbind (``wod check``); Transient/Permanent on failure."""
+        _close(self._bind(self.settings.bind_dn, self.settings.ldap_password))
+
     def verify_password(self, account: str, password: str) -> bool:
         """Whether ``account`` can bind with ``password`` (for checks and tests)."""
         try:

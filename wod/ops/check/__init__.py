@@ -1,0 +1,86 @@
+"""``wod check``: is this a compliant WoD backend?  (SPEC 6 "check", upstream
+``check_backend.yml`` + ``check_system.yml``, plus our own.)
+
+:func:`run_checks` runs every named check and returns a :class:`CheckReport`: each item
+``ok``, ``warn``, ``fail``, ``fixed`` or ``skipped`` (not applicable to these settings)
+with a one-line remedy; its ``exit_code`` is 0 (all ok), 1 (warnings) or 2 (failures).
+``fix=True`` repairs only what is safe (folders, modes, ACLs, missing accounts and hub
+users, limits, sysctl) and never deletes data.  ``monitor=True`` (the daily timer) mails
+the failures to ``monitor``.
+
+The checks live in one module per group: :mod:`.layout` (settings, state, folders,
+vault, hooks, shc, private checks), :mod:`.system` (limits, sysctl, tasks, firewall, time,
+skel, updates, fail2ban, services, disk), :mod:`.seats` (accounts, ACLs, hub users, seats
+vs the api-db), :mod:`.peers` (api-db, hub, LDAP, mail intake, workshops render).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wod.ops.check import layout, peers, seats, system  # noqa: F401 - registers the checks
+from wod.ops.check.base import REGISTRY, CheckReport, CheckResult, Host, run_registered
+from wod.ops.monitor import mail_monitor
+
+if TYPE_CHECKING:
+    from wod.queue import JobQueue
+    from wod.settings import Settings
+
+__all__ = ["CheckReport", "CheckResult", "check_names", "run_checks", "monitor_mail"]
+
+
+def check_names() -> list[str]:
+    """Every check's name, in the order they run."""
+    return [r.name for r in REGISTRY]
+
+
+def run_checks(
+    settings: Settings,
+    *,
+    fix: bool = False,
+    only: Iterable[str] | None = None,
+    root: Path = Path("/"),
+    monitor: bool = False,
+    queue_factory: Callable[[], JobQueue] | None = None,
+) -> CheckReport:
+    """Run the checks (``only`` some of them, by name) and, with ``monitor``, mail the
+    failures.  ``root`` prefixes the host's own paths (``/etc``, ``/proc/sys``, ``/home``)."""
+    if only is not None:
+        unknown = sorted(set(only) - set(check_names()))
+        if unknown:
+            from wod.ops.common import OpsError
+
+            raise OpsError(
+                f"unknown check(s): {', '.join(unknown)}",
+                remedy="one of: " + ", ".join(check_names()),
+            )
+    host = Host(settings, fix=fix, root=Path(root), queue_factory=queue_factory)
+    try:
+        report = run_registered(host, only)
+    finally:
+        if "hub" in host.__dict__:
+            host.hub.close()
+        if "apidb" in host.__dict__:
+            host.apidb.close()
+    if monitor and report.failures:
+        report.mailed = monitor_mail(settings, report)
+    return report
+
+
+def monitor_mail(settings: Settings, report: CheckReport) -> str | None:
+    """Mail the failures of ``report`` to ``monitor`` (subject ``ERROR in wod-check``)."""
+    lines = [
+        f"wod check on {socket.getfqdn()}: {len(report.failures)} failure(s)",
+        "",
+    ]
+    for r in report.failures:
+        lines.append(f"FAIL {r.name}: {r.detail}")
+        if r.remedy:
+            lines.append(f"     remedy: {r.remedy}")
+    warnings = [r for r in report.results if r.status == "warn"]
+    if warnings:
+        lines += ["", "Warnings:"] + [f"warn {r.name}: {r.detail}" for r in warnings]
+    return mail_monitor(settings, "ERROR in wod-check", "\n".join(lines) + "\n")
