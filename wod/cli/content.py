@@ -7,38 +7,15 @@ where each comes from (secrets masked), and the completion ratio of a student's 
 
 from __future__ import annotations
 
-import json
-import os
-import pwd
 from pathlib import Path
 
 import click
 
-from wod.cli import Context, pass_ctx
-from wod.errors import WodError
+from wod.cli import Context, echo_json, json_option, pass_ctx, reported
+from wod.ops import content as ops
+from wod.ops.common import jsonable
 
 COMMANDS = ["deploy", "vars_", "completion"]
-
-
-def _owner(ctx: Context, stdid: int) -> tuple[int | None, int | None]:
-    if os.geteuid() != 0:
-        return None, None
-    try:
-        entry = pwd.getpwnam(ctx.settings.account(stdid))
-    except KeyError:
-        return None, None
-    return entry.pw_uid, entry.pw_gid
-
-
-def _extra(pairs: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--var")
-        out[name] = value
-    return out
-
 
 student_option = click.option(
     "--student",
@@ -67,6 +44,7 @@ var_option = click.option(
     help="Deploy into this folder instead of the student's home.",
 )
 @var_option
+@json_option
 @pass_ctx
 def deploy(
     ctx: Context,
@@ -75,19 +53,21 @@ def deploy(
     dry_run: bool,
     home: Path | None,
     variables: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Deploy WORKSHOP into a student's home, as a CREATE would (SPEC 4.3)."""
-    from wod.content.service import Content
-
-    content = Content(ctx.settings)
-    uid, gid = _owner(ctx, stdid)
-    target = home or ctx.settings.home(stdid)
-    try:
-        report = content.deploy(
-            workshop, stdid, target, uid=uid, gid=gid, dry_run=dry_run, extra=_extra(variables)
+    with reported():
+        report = ops.deploy(
+            ctx.settings,
+            workshop,
+            stdid,
+            home=home,
+            dry_run=dry_run,
+            variables=ops.parse_variables(variables),
         )
-    except WodError as exc:
-        raise click.ClickException(exc.reason) from None
+    if as_json:
+        echo_json(report)
+        return
     if dry_run:
         for rel, action in report.files:
             click.echo(f"{action:7} {rel}")
@@ -105,28 +85,21 @@ def deploy(
 @click.command("vars")
 @click.argument("workshop")
 @student_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @var_option
 @pass_ctx
 def vars_(
     ctx: Context, workshop: str, stdid: int, as_json: bool, variables: tuple[str, ...]
 ) -> None:
     """Show the variables WORKSHOP's templates see for a student, and their origin."""
-    from wod.content.service import Content
-
-    content = Content(ctx.settings)
-    try:
-        rows = content.explain(workshop, stdid, extra=_extra(variables))
-    except WodError as exc:
-        raise click.ClickException(exc.reason) from None
+    with reported():
+        rows = ops.variables(ctx.settings, workshop, stdid, extra=ops.parse_variables(variables))
     if as_json:
-        click.echo(
-            json.dumps({n: {"value": v, "origin": o} for n, v, o in rows}, indent=2, default=str)
-        )
+        echo_json({r.name: {"value": r.value, "origin": r.origin} for r in rows})
         return
-    width = max((len(n) for n, _, _ in rows), default=0)
-    for name, value, origin in rows:
-        click.echo(f"{name:<{width}}  {value!s:<30}  {origin}")
+    width = max((len(r.name) for r in rows), default=0)
+    for r in rows:
+        click.echo(f"{r.name:<{width}}  {r.value!s:<30}  {r.origin}")
 
 
 @click.command("completion")
@@ -137,17 +110,15 @@ def vars_(
     type=click.Path(file_okay=False, path_type=Path),
     help="Measure this folder's copy instead of the student's home.",
 )
+@json_option
 @pass_ctx
-def completion(ctx: Context, workshop: str, stdid: int, home: Path | None) -> None:
+def completion(ctx: Context, workshop: str, stdid: int, home: Path | None, as_json: bool) -> None:
     """Completion ratio (executed / all code cells) of a student's copy of WORKSHOP."""
-    from wod.content.service import Content
-
-    content = Content(ctx.settings)
-    try:
-        content.catalog.resolve(workshop)
-        result = content.completion_details(workshop, home or ctx.settings.home(stdid))
-    except WodError as exc:
-        raise click.ClickException(exc.reason) from None
+    with reported():
+        result = ops.completion(ctx.settings, workshop, stdid, home=home)
+    if as_json:
+        echo_json({**jsonable(result), "percent": result.percent})
+        return
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"{result.percent}% ({result.executed} of {result.total} code cells executed)")
