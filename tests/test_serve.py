@@ -63,6 +63,7 @@ def write_config(tmp_path: Path, **extra) -> Path:
         "user_min": 1,
         "user_max": 20,
         "command_mailbox": "wodadmin",
+        "demo": True,
         **extra,
     }
     path = tmp_path / "wod.yml"
@@ -85,6 +86,7 @@ def server(tmp_path: Path):
         smtp_port=0,
         workers=2,
         command_mailbox="wodadmin",
+        demo=True,
     )
     srv = Server(settings, runner_factory=recording_runner, poll_interval=0.1)
     thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
@@ -233,7 +235,9 @@ def test_second_server_on_the_same_database_refuses_and_does_not_rerun_jobs(tmp_
         return run
 
     def settings() -> Settings:
-        return Settings(state_dir=tmp_path / "state", http_port=0, smtp_port=0, workers=2)
+        return Settings(
+            state_dir=tmp_path / "state", http_port=0, smtp_port=0, workers=2, demo=True
+        )
 
     first = Server(settings(), runner_factory=blocking_runner, poll_interval=0.05)
     thread = threading.Thread(target=lambda: asyncio.run(first.serve()), daemon=True)

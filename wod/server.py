@@ -10,6 +10,15 @@ running after that resumes at the next start).
 One server per job database: a second one on the same database refuses to start (it would
 re-run the first one's running jobs as "interrupted").
 
+Before anything listens (:mod:`wod.ops.preflight`): the state folder is made 0700 and its
+files 0600; the start is refused, with one line saying what to do, without ``http_token``
+or ``senders`` outside a ``demo`` install, when the students' folder, the notebooks tree
+or the admin account is missing (checked when the lifecycle runs the jobs) or a port is
+taken; an api-db, hub or LDAP that does not answer is only a warning.  Under systemd
+(``Type=notify``) readiness is sent once every listener (SMTP, intake socket, HTTP)
+accepts, then watchdog pings; SIGHUP re-reads the settings and says which changes need a
+restart.  One log line per job run (id, verb, seat, workshop, outcome, duration).
+
 The runner defaults to the lifecycle (``wod.lifecycle.make_runner(settings, queue)``),
 imported only when the server starts; tests and tools pass their own.
 """
@@ -18,19 +27,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from wod.queue import JobQueue
+from wod import sdnotify
+from wod.ops import preflight
+from wod.queue import Job, JobQueue
 from wod.settings import Settings
 from wod.worker import Runner, Worker, WorkerMetrics
 
@@ -44,6 +57,42 @@ def default_runner(settings: Settings, queue: JobQueue) -> Runner:
     from wod.lifecycle import make_runner
 
     return make_runner(settings, queue)
+
+
+class StartRefused(Exception):
+    """The server will not start; ``str()`` is one line saying what to do."""
+
+
+class LoggedWorker(Worker):
+    """The worker, logging one line per job run: id, verb, seat, workshop, outcome and
+    duration (also as structured fields for ``log_format: json``)."""
+
+    def run_one(self, job: Job) -> str:
+        started = time.monotonic()
+        outcome = super().run_one(job)
+        seconds = round(time.monotonic() - started, 3)
+        request = job.request
+        seat = request.stdid if request.stdid is not None else "?"
+        if getattr(request, "stdid_max", None):
+            seat = f"{request.stdid},{request.stdid_max}"
+        log.info(
+            "job %s %s: %s seat %s %s (%.2f s)",
+            job.id,
+            outcome,
+            job.verb,
+            seat,
+            request.workshop or "-",
+            seconds,
+            extra={
+                "job": job.id,
+                "verb": job.verb,
+                "seat": seat,
+                "workshop": request.workshop,
+                "outcome": outcome,
+                "seconds": seconds,
+            },
+        )
+        return outcome
 
 
 class _Uvicorn(uvicorn.Server):
@@ -85,6 +134,8 @@ class Server:
         http: bool = True,
         stop_timeout: float = 30.0,
         poll_interval: float = 0.5,
+        intake_socket: bool = True,
+        reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue or JobQueue(settings.db_path)
@@ -95,6 +146,8 @@ class Server:
         self.http = http
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
+        self.intake_socket = intake_socket and settings.intake_socket is not None
+        self.reload_settings = reload_settings
         self.ready = threading.Event()
         self.stopped = threading.Event()
         self.http_port: int | None = None
@@ -116,9 +169,12 @@ class Server:
         lock: int | None = None
         worker: Worker | None = None
         smtp: Any = None
+        local: Any = None
         web: _Uvicorn | None = None
         web_task: asyncio.Task[None] | None = None
+        watchdog: sdnotify.Watchdog | None = None
         try:
+            self._preflight()
             lock = self._lock_state()
             if not self.settings.senders:
                 log.warning(
@@ -130,7 +186,7 @@ class Server:
                 log.warning("resumed %d job(s) interrupted by the last stop", self.resumed)
             runner = self.runner or self.runner_factory(self.settings, self.queue)
             metrics = WorkerMetrics(self.registry)
-            worker = Worker(
+            worker = LoggedWorker(
                 self.settings,
                 self.queue,
                 runner,
@@ -143,22 +199,40 @@ class Server:
                 from wod.intake.smtp import SmtpIntake
 
                 smtp = SmtpIntake(self.settings, self.queue)
-                await smtp.start()
+                await self._listen(
+                    smtp.start(), self.settings.smtp_host, self.settings.smtp_port, "smtp_port"
+                )
                 self.smtp_port = smtp.port
+            if self.intake_socket:
+                from wod.intake.socket import SocketIntake
+
+                local = SocketIntake(self.settings, self.queue)
+                await local.start()
             if self.http:
                 web, web_task = await self._start_http(metrics)
             log.info(
-                "wod serve ready: smtp %s, http %s, %d worker(s)",
+                "wod serve ready: smtp %s, intake socket %s, http %s, %d worker(s)",
                 self.smtp_port or "off",
+                local.path if local is not None else "off",
                 self.http_port or "off",
                 worker.count,
             )
             self.ready.set()
+            sdnotify.notify("READY=1\nSTATUS=serving")
+            interval = sdnotify.watchdog_interval()
+            if interval:
+                watchdog = sdnotify.Watchdog(interval, worker_alive(worker)).start()
+            threading.Thread(target=self._warn_peers, name="wod-peers", daemon=True).start()
             await self._stop.wait()
             log.info("stopping")
+            sdnotify.notify("STOPPING=1")
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             if smtp is not None:
                 await smtp.stop()
+            if local is not None:
+                await local.stop()
             if web is not None and web_task is not None:
                 web.should_exit = True
                 await web_task
@@ -172,6 +246,50 @@ class Server:
             if lock is not None and clean:  # else held until this process ends
                 os.close(lock)
             self.stopped.set()
+
+    def _preflight(self) -> None:
+        """Refuse an unsafe or pointless start; make the state private."""
+        host = self.runner is None and self.runner_factory is default_runner
+        problems = preflight.refusals(self.settings, http=self.http, host=host)
+        if problems:
+            raise StartRefused("; ".join(str(p) for p in problems))
+        for change in preflight.secure_state(self.settings):
+            log.warning("state file permissions fixed: %s", change)
+
+    def _warn_peers(self) -> None:
+        for finding in preflight.warnings(self.settings):
+            log.warning("%s", finding)
+
+    async def _listen(self, start: Any, host: str, port: int, what: str) -> None:
+        try:
+            await start
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartRefused(str(preflight.port_taken(host, port, what))) from None
+            raise
+
+    def reload(self) -> list[str]:
+        """SIGHUP: re-read the settings; return (and log) the changed keys.  Nothing is
+        applied live: every change needs a restart, which the log line says."""
+        if self.reload_settings is None:
+            log.warning("SIGHUP: settings file unknown (started from code); nothing reloaded")
+            return []
+        try:
+            fresh = self.reload_settings()
+        except Exception as exc:
+            log.error("SIGHUP: settings not reloaded, the file has a problem: %s", exc)
+            return []
+        old, new = self.settings.model_dump(), fresh.model_dump()
+        changed = sorted(k for k in new if old.get(k) != new.get(k))
+        if changed:
+            log.warning(
+                "SIGHUP: settings changed (%s); restart to apply them "
+                "(systemctl restart wod-backend): running jobs resume after the restart",
+                ", ".join(changed),
+            )
+        else:
+            log.info("SIGHUP: settings file re-read, nothing changed")
+        return changed
 
     def _lock_state(self) -> int:
         """Hold an exclusive lock on the job database for the server's life: a second
@@ -192,9 +310,24 @@ class Server:
         from wod.web.app import create_app
 
         app = create_app(self.settings, self.queue, registry=self.registry, worker_metrics=metrics)
-        sock = _bind(self.settings.http_host, self.settings.http_port)
+        try:
+            sock = _bind(self.settings.http_host, self.settings.http_port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartRefused(
+                    str(
+                        preflight.port_taken(
+                            self.settings.http_host, self.settings.http_port, "http_port"
+                        )
+                    )
+                ) from None
+            raise
         self.http_port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        from wod.web.limits import HeaderLimit
+
+        config = uvicorn.Config(
+            HeaderLimit(app), log_level="warning", lifespan="off", access_log=False
+        )
         web = _Uvicorn(config)
         task = asyncio.create_task(web.serve(sockets=[sock]))
         while not web.started:
@@ -212,7 +345,14 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stop.set)
             installed.append(sig)
+        self._loop.add_signal_handler(signal.SIGHUP, self.reload)
+        installed.append(signal.SIGHUP)
         return installed
+
+
+def worker_alive(worker: Worker) -> Callable[[], bool]:
+    """Health for the watchdog: the worker threads are still there."""
+    return lambda: worker.running
 
 
 def run_server(server: Server) -> None:

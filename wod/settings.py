@@ -194,6 +194,18 @@ class Settings(BaseModel):
     hub_spawn_wait: float = setting(
         60.0, "Seconds to wait for a pending server spawn to become ready.", **DELAY
     )
+    hub_start_before_active: bool = setting(
+        True,
+        "CREATE starts the hub server and waits until it is ready before reporting the "
+        "customer active (the mailed link then opens JupyterLab at once); false = "
+        "upstream's order (active reported, then the server started).",
+    )
+    hub_active_deadline: float = setting(
+        480.0,
+        "Seconds after a CREATE is received past which a hub still failing makes it give "
+        "up without reporting active (the api-db's own stuck-seat handling acts at 10 min).",
+        **SECONDS,
+    )
 
     # -- mail intake ------------------------------------------------------------------
     smtp_host: str = setting("127.0.0.1", "Address the SMTP listener binds to.", min_length=1)

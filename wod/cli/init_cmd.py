@@ -50,4 +50,8 @@ def init(
     except SettingsError as exc:
         raise click.ClickException(f"generated settings do not load: {exc}") from None
     click.echo(f"wrote {config}")
+    click.echo(
+        "this is a local/demo layout (demo: true, directory accounts, no hub); "
+        "for a production JupyterHub host use `wod install`"
+    )
     click.echo(f"next: wod -c {config} accounts provision && wod -c {config} serve")

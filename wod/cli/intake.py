@@ -30,20 +30,40 @@ COMMANDS = ["intake", "send"]
     show_default=True,
     help="Seconds to wait for a busy job database before exiting 75.",
 )
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False),
+    help="Hand the mail to the running daemon over this socket (its intake_socket); the "
+    "settings and state are then not read, so any user in intake_group can run it.",
+)
 @pass_ctx
-def intake(ctx: Context, sender: str | None, lock_timeout: float) -> None:
+def intake(ctx: Context, sender: str | None, lock_timeout: float, socket_path: str | None) -> None:
     """Read one mail on stdin and queue it (procmail / Postfix mailbox_command).
 
     Exit 0 = accepted (job id on stdout), 65 = rejected (reason on stderr),
     75 = could not be persisted (the MTA retries later)."""
+    if sender is None:
+        sender = os.environ.get("SENDER") or None
+    if socket_path is not None:
+        from wod.intake.pipe import SOCKET_READ_LIMIT, hand_to_daemon
+
+        code, text = hand_to_daemon(
+            socket_path, sys.stdin.buffer.read(SOCKET_READ_LIMIT), sender=sender
+        )
+        if code == EX_OK:
+            click.echo(text)
+        elif code == EX_DATAERR:
+            click.echo(f"rejected: {text}", err=True)
+        else:
+            click.echo(f"not queued, try again later: {text}", err=True)
+        sys.exit(code)
     try:
         settings = ctx.settings
     except click.ClickException as exc:  # broken settings: the MTA keeps the mail, not bounce
         click.echo(f"not queued, try again later: {exc.message}", err=True)
         sys.exit(EX_TEMPFAIL)
     raw = sys.stdin.buffer.read(settings.max_message_bytes + 1)
-    if sender is None:
-        sender = os.environ.get("SENDER") or None
     from wod.queue import JobQueue
 
     try:

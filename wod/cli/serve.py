@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+from pathlib import Path
 
 import click
 
@@ -38,6 +41,11 @@ def _load(spec: str):
     show_default=True,
     help="MODULE:CALLABLE building the job runner from (settings, queue).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or one JSON object per line (default: the 'log_format' setting).",
+)
 @pass_ctx
 def serve(
     ctx: Context,
@@ -46,13 +54,27 @@ def serve(
     no_http: bool,
     stop_timeout: float,
     runner: str,
+    log_format: str | None,
 ) -> None:
     """Run the backend: resume interrupted jobs, then SMTP intake + HTTP + workers.
 
-    Stops cleanly on SIGTERM or SIGINT."""
-    from wod.server import Server, run_server
+    Logs at INFO (-v for debug) to stderr (journald under systemd). Stops cleanly on
+    SIGTERM or SIGINT; SIGHUP re-reads the settings and says which changes need a restart."""
+    from wod.logs import configure
+    from wod.ops.preflight import secure_settings_file
+    from wod.server import Server, StartRefused, run_server
+    from wod.settings import DEFAULT_CONFIG_PATHS, load_settings
 
+    os.umask(0o077)  # every file the daemon creates is its own, also when started by hand
     settings = ctx.settings
+    verbose = click.get_current_context().find_root().params.get("verbose") or 0
+    configure(log_format or settings.log_format, logging.DEBUG if verbose else logging.INFO)
+    path = ctx.config or os.environ.get("WOD_CONFIG")
+    if path is None:
+        path = next((str(p) for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    if path is not None and Path(path).is_file():
+        for note in secure_settings_file(Path(path)):
+            logging.getLogger("wod.serve").warning("%s", note)
     factory = _load(runner)
     try:
         server = Server(
@@ -62,8 +84,11 @@ def serve(
             smtp=not no_smtp,
             http=not no_http,
             stop_timeout=stop_timeout,
+            reload_settings=lambda: load_settings(path),
         )
         run_server(server)
+    except StartRefused as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
     except WodError as exc:

@@ -11,12 +11,18 @@ status tells the MTA the truth:
 
 The envelope sender comes from ``-f``, else ``$SENDER`` (set by procmail and Postfix's
 local delivery), else the parser falls back on the ``Return-Path`` / ``From`` headers.
+
+:func:`hand_to_daemon` is the client of the local-socket intake (``wod intake --socket``,
+:mod:`wod.intake.socket`): for a mailbox user who may read neither the settings nor the
+state, the running daemon persists the message and answers with the same exit codes.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from wod.errors import Rejected, Transient
 from wod.queue import JobQueue
@@ -75,3 +81,41 @@ def _record(open_queue: Callable[[], JobQueue], reason: str, raw: bytes | None) 
         _open(open_queue).reject("pipe", reason, raw)
     except Transient as exc:
         log.error("rejection not recorded: %s", exc)
+
+
+#: Largest message the socket client reads from stdin (the daemon applies
+#: ``max_message_bytes``; this only bounds what is read without the settings).
+SOCKET_READ_LIMIT = 64 * 1024 * 1024 + 1
+
+
+def hand_to_daemon(
+    path: Path | str, raw: bytes, *, sender: str | None = None, timeout: float = 120.0
+) -> tuple[int, str]:
+    """Hand one message to the running daemon over its intake socket.
+
+    Returns ``(exit status, text)``: ``(0, job id)``, ``(65, reason)`` or ``(75, reason)``;
+    75 whenever the daemon is not there or did not answer (the MTA keeps the mail)."""
+    clean_sender = "".join(c for c in (sender or "") if c.isprintable() and not c.isspace())
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        try:
+            conn.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return EX_TEMPFAIL, f"the backend is not running (nothing listens on {path})"
+        except PermissionError:
+            return EX_TEMPFAIL, f"not allowed to use {path}: add this user to intake_group"
+        try:
+            conn.sendall(b"SENDER " + clean_sender.encode("utf-8") + b"\n" + raw)
+            conn.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+        except OSError as exc:
+            return EX_TEMPFAIL, f"the backend did not answer: {exc}"
+    finally:
+        conn.close()
+    code, _, text = answer.decode("utf-8", "replace").strip().partition(" ")
+    if code not in (str(EX_OK), str(EX_DATAERR), str(EX_TEMPFAIL)):
+        return EX_TEMPFAIL, "the backend closed the connection without an answer"
+    return int(code), text

@@ -1,5 +1,8 @@
 """``wod init DIR``: a commented, working configuration and layout for a local install.
 
+This is the local/demo layout (``demo: true``: ``/api`` without a token is allowed); a
+production host is set up by ``wod install`` (:mod:`wod.ops.install`).
+
 The result is self-contained under DIR: settings file, state, student homes (the
 unprivileged ``directory`` accounts), a skeleton, and the workshops, hook scripts and
 variables — copied from the bundled samples unless other trees are given.  Every setting
@@ -55,6 +58,8 @@ def local_values(root: Path, **ports: int) -> dict[str, Any]:
         "senders": ["wod-api@localhost"],
         "cleaned_poll_timeout": 60.0,
         "cleaned_poll_interval": 2.0,
+        # A local layout: /api may run without a token. Production: `wod install`.
+        "demo": True,
     }
 
 
@@ -121,6 +126,7 @@ def init_install(
     ):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "private/ansible/production/pass").chmod(0o700)
+    (root / "state").chmod(0o700)  # job database, outbox: the daemon's alone
     bashrc = root / "skel" / ".bashrc"
     if not bashrc.exists():
         bashrc.write_text(

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.exceptions import HTTPException
 
+from wod.access import make_client_check
 from wod.intake.http import IntakeMetrics, make_router
 from wod.queue import JobQueue
 from wod.settings import Settings
@@ -112,7 +113,7 @@ def create_app(
             )
         return {"status": "ok", "jobs": counts}
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(make_client_check(settings))])
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
