@@ -211,6 +211,28 @@ def test_bad_sequences_get_5xx(listener: Listener) -> None:
         assert client.docmd("DATA")[0] == 503  # no recipient yet
 
 
+@pytest.mark.parametrize("command", [b"NOOP ", b"HELO ", b"MAIL FROM:<a@"])
+def test_a_command_line_over_64_kib_gets_500_and_the_session_goes_on(
+    listener: Listener, command: bytes
+) -> None:
+    """A 100 kB command line arriving in one piece used to be answered 250."""
+    sock = socket.create_connection(("127.0.0.1", listener.port), timeout=5)
+    with sock, sock.makefile("rb") as replies:
+        assert replies.readline().startswith(b"220")
+        sock.sendall(command + b"x" * 100_000 + b"\r\nEHLO ok.example\r\n")
+        assert replies.readline() == b"500 5.5.2 line too long\r\n"
+        lines = [replies.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(replies.readline())
+        assert lines[-1].startswith(b"250 ")  # the next command is read as one
+        sock.sendall(block("CLEANUP 4 9").split(b"\n", 1)[1] + b"QUIT\r\n")
+        assert replies.readline().startswith(b"250")  # MAIL
+        assert replies.readline().startswith(b"250")  # RCPT
+        assert replies.readline().startswith(b"354")
+        assert b"queued as job" in replies.readline()
+    assert [j.request.stdid for j in listener.queue.jobs()] == [4]
+
+
 def test_wrong_sender_is_refused_and_recorded(listener: Listener) -> None:
     with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
         with pytest.raises(smtplib.SMTPDataError) as info:

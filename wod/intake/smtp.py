@@ -278,7 +278,9 @@ class _Session(asyncio.Protocol):
     async def readline(self) -> tuple[bytes, bool] | None:
         """Next line with its ending, and whether it is complete; None at the end."""
         while True:
-            end = self._buf.find(b"\n")
+            # Look for the end only within MAX_LINE: a longer line (even if its end already
+            # arrived) comes out in pieces marked incomplete.
+            end = self._buf.find(b"\n", 0, MAX_LINE)
             if end >= 0 or len(self._buf) >= MAX_LINE or (self._eof and self._buf):
                 size = end + 1 if end >= 0 else min(len(self._buf), MAX_LINE)
                 line = bytes(self._buf[:size])
