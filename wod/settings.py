@@ -362,6 +362,83 @@ class Settings(BaseModel):
         None, "Address mailed when a daily check or delivery fails.", "WODMONITOR"
     )
 
+    # -- abuse watcher (runs inside wod serve) ------------------------------------------
+    watch_enabled: bool = setting(
+        True, "Run the abuse watcher over the students' processes inside wod serve."
+    )
+    watch_interval: float = setting(
+        60.0, "Seconds between two looks at the process table.", gt=0, le=3600
+    )
+    watch_blacklist: list[str] = setting(
+        ["packetcrypt", "ethminer", "xmrig", "minerd", "cpuminer"],
+        "Command names killed at once (crypto miners).",
+    )
+    watch_whitelist: list[str] = setting(
+        [
+            "jupyterhub-singleuser",
+            "jupyter-labhub",
+            "jupyter-lab",
+            "jupyter-server",
+            "jupyter-notebook",
+            "configurable-http-proxy",
+        ],
+        "Command names never throttled or killed for CPU use (kernels are exempt too).",
+    )
+    watch_kernels: list[str] = setting(
+        [
+            "ipykernel_launcher",
+            "ipykernel",
+            "bash_kernel",
+            "IRkernel",
+            "gophernotes",
+            "powershell_kernel",
+            "ansible_kernel",
+            "ijavascript",
+            "iruby",
+        ],
+        "Command names that are Jupyter kernels: exempt from the CPU rule, killed past "
+        "watch_kernel_max_age.",
+    )
+    watch_cpu_percent: float = setting(
+        98.0, "CPU use (percent of one core) from which a process counts as busy.", gt=0, le=10_000
+    )
+    watch_throttle_after: float = setting(
+        300.0,
+        "Seconds busy before the process is throttled (nice 19, cgroup CPU quota).",
+        ge=0,
+        le=7 * 86400,
+    )
+    watch_notify_after: float = setting(
+        600.0,
+        "Seconds busy before the admin is notified (log, record, optional mail).",
+        ge=0,
+        le=7 * 86400,
+    )
+    watch_kill_after: float = setting(
+        900.0, "Seconds busy before the process is killed.", ge=0, le=7 * 86400
+    )
+    watch_kernel_max_age: float = setting(
+        4 * 3600.0, "Age (s) past which a kernel process is killed; 0 = never.", ge=0, le=30 * 86400
+    )
+    watch_purge_after_kills: int = setting(
+        3,
+        "Kills of a seat's processes (CPU or blacklist) in one session before the seat "
+        "is PURGEd; 0 = never.",
+        ge=0,
+        le=1000,
+    )
+    watch_blacklist_purge: bool = setting(
+        True, "PURGE the seat at once when a blacklisted command is found (upstream)."
+    )
+    watch_cpu_quota: float = setting(
+        50.0,
+        "CPU quota (percent of one core) of a throttled process when cgroup v2 has "
+        "the cpu controller; 0 = renice only.",
+        ge=0,
+        le=10_000,
+    )
+    watch_mail: bool = setting(False, "Also mail each notice to monitor.")
+
     # -- checks -----------------------------------------------------------------------
     @field_validator("*", mode="before")
     @classmethod
