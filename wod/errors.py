@@ -4,7 +4,8 @@
     ├── Rejected          a request that must not be acted on (bad verb, id, workshop…);
     │                     never retried; ``reason`` is short and safe to show to a user
     ├── Permanent         a job step that failed for a reason retrying cannot fix
-    │                     (hook exit code, template error, unknown workshop in the api-db…)
+    │   │                 (hook exit code, template error, unknown workshop in the api-db…)
+    │   └── HookFailed    a hook script exited non-zero or timed out (``kind``)
     ├── Transient         a fault that may go away (api-db/hub/LDAP unreachable, 5xx,
     │                     timeout); the queue retries the job with backoff
     └── Wait              not a fault: the job must wait (e.g. for the api-db to report a
@@ -34,6 +35,14 @@ class Rejected(WodError):
 
 class Permanent(WodError):
     """A failure retrying cannot fix."""
+
+
+class HookFailed(Permanent):
+    """A hook script exited non-zero or ran past its timeout (``kind``: create, reset…)."""
+
+    def __init__(self, reason: str, *, output: str = "", kind: str = "") -> None:
+        super().__init__(reason, output=output)
+        self.kind = kind
 
 
 class Transient(WodError):

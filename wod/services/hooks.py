@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wod import proc
-from wod.errors import Permanent
+from wod.errors import HookFailed, Permanent
 from wod.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,14 @@ class Hooks:
                 )
             except Permanent as exc:
                 if exc.reason.endswith(" s timeout"):
-                    raise Permanent(
-                        f"{label} killed after {timeout:g} s timeout", output=exc.output
+                    raise HookFailed(
+                        f"{label} killed after {timeout:g} s timeout", output=exc.output, kind=kind
                     ) from None
                 raise
             if done.returncode != 0:
-                raise Permanent(f"{label} exited with status {done.returncode}", output=done.output)
+                raise HookFailed(
+                    f"{label} exited with status {done.returncode}", output=done.output, kind=kind
+                )
             runs.append(HookRun(script, done.returncode, done.output, done.seconds))
         return runs
 
