@@ -57,11 +57,11 @@ import yaml  # noqa: E402
 
 from tests.plugins.paths import get_free_port  # noqa: E402
 from tests.plugins.registry import RunningRegistry  # noqa: E402
-from wod.intake.mail import api_db_block, send_raw  # noqa: E402
 from wod.ops.init import init_install  # noqa: E402
 from wod.queue import Job, JobQueue  # noqa: E402
 from wod.registry import RegistryConfig, SeedOptions, build_app  # noqa: E402
 from wod.services.accounts import make_accounts  # noqa: E402
+from wod.services.mail import api_db_block, send_raw  # noqa: E402
 from wod.settings import Settings, load_settings  # noqa: E402
 
 FIXTURES = Path(os.environ.get("WOD_FIXTURES", ROOT.parent / "shared" / "fixtures" / "notebooks"))

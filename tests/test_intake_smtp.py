@@ -17,10 +17,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.plugins.paths import get_free_port
-from wod.intake.mail import api_db_block
 from wod.intake.smtp import IntakeThread, SmtpIntake
 from wod.queue import JobQueue
 from wod.requests import Verb
+from wod.services.mail import api_db_block
 from wod.settings import Settings
 
 API_DB = "wod-api@api.example.com"

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from tests.plugins.paths import ROOT
-from wod.intake.mail import api_db_block, send_raw
 from wod.ops.init import init_install
 from wod.queue import Job, JobQueue
 from wod.server import Server
 from wod.services.accounts import Accounts, make_accounts
+from wod.services.mail import api_db_block, send_raw
 from wod.settings import Settings, load_settings
 
 SENDER = "wod-api@localhost"

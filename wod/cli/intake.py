@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import click
 
-from wod.cli import Context, pass_ctx
+from wod.cli import Context, echo_json, json_option, pass_ctx, reported
 from wod.errors import Rejected, Transient
-from wod.intake import mail
 from wod.intake.pipe import EX_DATAERR, EX_OK, EX_TEMPFAIL, intake_message
+from wod.ops import send as send_ops
 
 COMMANDS = ["intake", "send"]
 
@@ -86,81 +85,91 @@ def intake(ctx: Context, sender: str | None, lock_timeout: float, socket_path: s
 @click.option("-w", "--workshop", required=True, help="Workshop name (body of the mail).")
 @click.option(
     "--range",
-    "stdids",
-    metavar="A-B",
-    help="Send one request per student A..B; ARGS then omit the student id.",
+    "students",
+    metavar="N|A-B|A,B",
+    help="One request per student A..B (RESET: one for the range; PURGE refuses a range);"
+    " ARGS then omit the student id.",
 )
 @click.option("--host", help="SMTP host (default: smtp_host).")
 @click.option("--port", type=int, help="SMTP port (default: smtp_port).")
 @click.option("--sender", help="Envelope sender (default: the first of 'senders').")
 @click.option("--to", "recipient", help="Recipient (default: <command_mailbox>@<this host>).")
 @click.option(
-    "--raw/--smtplib",
-    "raw",
+    "--raw",
+    "how",
+    flag_value="raw",
     default=True,
-    help="--raw (default): the api-db's exact byte block, hanging up on the greeting;"
-    " --smtplib: a well-behaved SMTP session that shows the server's answer.",
+    help="(default) the api-db's exact byte block, hanging up on the greeting.",
 )
+@click.option(
+    "--smtplib", "how", flag_value="smtp", help="A well-behaved SMTP session (shows the answer)."
+)
+@click.option("--http", "how", flag_value="http", help="POST /api/requests (http_token).")
+@click.option("--url", help="Backend URL for --http (default: http_host:http_port).")
+@click.option("--wait", is_flag=True, help="Wait for the jobs and print each outcome.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="For --wait (s).")
+@click.option(
+    "--no-check",
+    "unchecked",
+    is_flag=True,
+    help="Send even what the server will refuse (to test its answer).",
+)
+@json_option
 @pass_ctx
 def send(
     ctx: Context,
     verb: str,
     args: tuple[str, ...],
     workshop: str,
-    stdids: str | None,
+    students: str | None,
     host: str | None,
     port: int | None,
     sender: str | None,
     recipient: str | None,
-    raw: bool,
+    how: str,
+    url: str | None,
+    wait: bool,
+    timeout: float,
+    unchecked: bool,
+    as_json: bool,
 ) -> None:
     """Send VERB ARGS… for WORKSHOP the way the api-db does (upstream's test-action).
 
     \b
     wod send CREATE 1 825 alice@example.com -w WKSHP-API101
-    wod send RESET 1,5 825 -w WKSHP-API101
-    wod send CLEANUP 825 --range 1-5 -w WKSHP-API101
+    wod send RESET 825 --range 1-5 -w WKSHP-API101
+    wod send CLEANUP 825 --range 1-5 -w WKSHP-API101 --wait
 
-    Nothing is checked here, so bad requests can be sent on purpose."""
+    Each request is checked first as the server checks it (--no-check sends it anyway).
+    --wait needs a job id, so it sends with --smtplib unless --http is given."""
     settings = ctx.settings
-    host = host or settings.smtp_host
-    port = port or settings.smtp_port
-    me = socket.gethostname()
-    sender = sender or (settings.senders[0] if settings.senders else f"wod-send@{me}")
-    recipient = recipient or f"{settings.command_mailbox}@{me}"
-    if stdids:
-        try:
-            subjects = [" ".join((verb, str(n), *args)) for n in mail.parse_range(stdids)]
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--range") from None
-    else:
-        subjects = [" ".join((verb, *args))]
-    failed = False
-    for subject in subjects:
-        try:
-            if raw:
-                block = mail.api_db_block(
-                    subject, workshop, helo=me, sender=sender, recipient=recipient
-                )
-                greeting = mail.send_raw(host, port, block)
-                first = greeting.split(b"\r\n", 1)[0].decode("utf-8", "replace")
-                click.echo(f"sent '{subject}' to {host}:{port} (server said: {first or '-'})")
-            else:
-                code, text = mail.send_smtplib(
-                    host,
-                    port,
-                    sender=sender,
-                    recipient=recipient,
-                    subject=subject,
-                    workshop=workshop,
-                )
-                click.echo(f"'{subject}': {code} {text}")
-                failed = failed or code >= 400
-        except OSError as exc:
-            click.echo(f"'{subject}': cannot reach {host}:{port}: {exc}", err=True)
-            failed = True
-        except Exception as exc:  # smtplib errors: show them, continue with the next
-            click.echo(f"'{subject}': {exc}", err=True)
-            failed = True
-    if failed:
+    if wait and how == "raw":
+        how = "smtp"
+    with reported():
+        planned = send_ops.plan(
+            settings, verb, args, workshop, students=students, check=not unchecked
+        )
+    target = send_ops.Target.from_settings(
+        settings, host=host, port=port, sender=sender, recipient=recipient, url=url
+    )
+
+    def said(result: send_ops.Sent) -> None:
+        if not as_json:
+            click.echo(f"'{result.subject}': {result.answer}", err=not result.ok)
+
+    sent = send_ops.send(planned, target, how=how, progress=said)
+    outcomes: list[send_ops.Outcome] = []
+    if wait:
+
+        def ended(o: send_ops.Outcome) -> None:
+            if not as_json:
+                took = f" in {o.seconds:.1f} s" if o.seconds is not None else ""
+                reason = f": {o.reason}" if o.reason else ""
+                click.echo(f"job {o.job} '{o.subject}' {o.status}{took}{reason}")
+
+        with reported():
+            outcomes = send_ops.wait(settings, sent, timeout=timeout, progress=ended)
+    if as_json:
+        echo_json({"sent": sent, "outcomes": outcomes})
+    if not all(s.ok for s in sent) or any(o.status != "done" for o in outcomes):
         sys.exit(1)

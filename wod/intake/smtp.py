@@ -39,7 +39,7 @@ import threading
 from typing import Protocol
 
 from wod.errors import Rejected, Transient
-from wod.intake.mail import Outgoing
+from wod.services.mail import Outgoing
 from wod.requests import Request, parse_message
 from wod.settings import Settings
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import httpx
 
-from wod.intake.mail import api_db_block, send_raw
 from wod.ops.init import init_install
 from wod.services.accounts import make_accounts
+from wod.services.mail import api_db_block, send_raw
 from wod.settings import Settings, load_settings
 
 WORKSHOP = "WKSHP-Sample101"

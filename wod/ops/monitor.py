@@ -13,16 +13,13 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from wod.errors import WodError
+from wod.services.mail import Outgoing
 from wod.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _outgoing(settings: Settings):  # noqa: ANN202 - the mail service's Outgoing
-    try:
-        from wod.services.mail import Outgoing  # type: ignore[import-not-found]
-    except ImportError:  # before the mail service moved out of the intake
-        from wod.intake.mail import Outgoing
+def _outgoing(settings: Settings) -> Outgoing:
     return Outgoing.from_settings(settings)
 
 
