@@ -39,8 +39,8 @@ import threading
 from typing import Protocol
 
 from wod.errors import Rejected, Transient
-from wod.services.mail import Outgoing
 from wod.requests import Request, parse_message
+from wod.services.mail import Outgoing
 from wod.settings import Settings
 
 log = logging.getLogger(__name__)
