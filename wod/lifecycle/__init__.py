@@ -39,10 +39,11 @@ class Lifecycle:
         VERBS[request.verb](self.services, job, ctx, request)
 
 
-def make_runner(settings: Settings, queue: Any) -> Lifecycle:
-    """Build every service from ``settings`` and return the runner for the worker."""
+def make_runner(settings: Settings, queue: Any, metrics: Any = None) -> Lifecycle:
+    """Build every service from ``settings`` and return the runner for the worker
+    (``metrics``: a :class:`wod.metrics.PeerMetrics` timing the api-db/hub/LDAP calls)."""
     import nbformat  # noqa: F401  (heavy: loaded at start, not in the first CLEANUP)
 
     from wod.services import Services
 
-    return Lifecycle(Services.from_settings(settings, queue))
+    return Lifecycle(Services.from_settings(settings, queue, metrics))

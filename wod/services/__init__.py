@@ -32,7 +32,9 @@ class Services:
     content: Content
 
     @classmethod
-    def from_settings(cls, settings: Settings, queue: Any) -> Services:
+    def from_settings(cls, settings: Settings, queue: Any, metrics: Any = None) -> Services:
+        """Every service from ``settings``; with ``metrics`` (a
+        :class:`wod.metrics.PeerMetrics`) the api-db, hub and LDAP calls are timed."""
         from wod.content.service import Content
         from wod.services.accounts import make_accounts
         from wod.services.apidb import ApiDb
@@ -43,10 +45,24 @@ class Services:
         return cls(
             settings=settings,
             queue=queue,
-            apidb=ApiDb.from_settings(settings),
-            hub=Hub.from_settings(settings) if settings.hub_url else None,
+            apidb=ApiDb.from_settings(settings, transport=_measured(metrics, "apidb")),
+            hub=(
+                Hub.from_settings(settings, transport=_measured(metrics, "hub"))
+                if settings.hub_url
+                else None
+            ),
             accounts=make_accounts(settings),
-            ldap=Ldap(settings),
+            ldap=Ldap(settings) if metrics is None else _measured_ldap(settings, metrics),
             hooks=Hooks(settings),
             content=Content(settings),
         )
+
+
+def _measured(metrics: Any, peer: str) -> Any:
+    return None if metrics is None else metrics.transport(peer)
+
+
+def _measured_ldap(settings: Settings, metrics: Any) -> Ldap:
+    from wod.metrics import measured_ldap
+
+    return measured_ldap(settings, metrics)

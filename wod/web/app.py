@@ -9,6 +9,13 @@ the workers when the server passes the same registry to both:
 - ``wod_jobs_total{verb,outcome}``, ``wod_job_seconds{verb}``, ``wod_step_seconds{step}``
   — job runs (recorded by the worker);
 - ``wod_jobs{status}`` — jobs per status in the database, read at scrape time.
+- ``wod_intake_requests_total{channel,verb,outcome,reason}``,
+  ``wod_queue_oldest_waiting_seconds`` — from the job database at scrape time; the full
+  list, with the peer-call and hook metrics, is in :mod:`wod.metrics`.
+
+The dashboard (:mod:`wod.web.dashboard`) is served at the path of ``dashboard_url``
+(``/`` by default), its assets under ``static/``.  The OpenAPI pages ``/docs`` and
+``/redoc`` exist only with ``api_docs`` (they load scripts from a public CDN).
 
 Every error answer is ``{"error": reason}``.
 """
@@ -29,9 +36,11 @@ from starlette.exceptions import HTTPException
 
 from wod.access import make_client_check
 from wod.intake.http import IntakeMetrics, make_router
+from wod.metrics import IntakeCollector
 from wod.queue import JobQueue
 from wod.settings import Settings
 from wod.web.api import install_error_handler, make_api_router
+from wod.web.dashboard import make_dashboard, mount_static
 from wod.worker import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -70,14 +79,16 @@ def create_app(
         registry = CollectorRegistry()
         worker_metrics = worker_metrics or WorkerMetrics(registry)
     registry.register(QueueCollector(queue))
+    registry.register(IntakeCollector(queue))
     intake_metrics = IntakeMetrics(registry)
 
     app = FastAPI(
         title="wod-backend",
         version="0.1.0",
-        docs_url="/api/docs",
+        # The docs pages load their scripts from a public CDN: off unless api_docs is set.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
         openapi_url="/api/openapi.json",
-        redoc_url=None,
     )
     app.state.settings = settings
     app.state.queue = queue
@@ -86,6 +97,8 @@ def create_app(
     app.include_router(make_router(settings, queue, intake_metrics))
     app.include_router(make_api_router(settings, queue))
     install_error_handler(app)
+    app.include_router(make_dashboard(settings, queue))
+    mount_static(app, settings)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -1,0 +1,135 @@
+"""The seat grid: every seat of ``[user_min, user_max]`` in one of five states an admin
+can scan at a glance — free, active, cleaning, failed, quarantined — built on the seat
+fold of :mod:`wod.ops.seats`, plus one seat's full job history.
+
+Quarantine records come from the abuse watcher (``wod.ops.watch``) when it is installed:
+a seat it holds shows as ``quarantined`` whatever its jobs say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from wod.ops.common import NotFound
+from wod.ops.seats import Seat, seats
+from wod.queue import Job, JobQueue
+from wod.services.accounts import Accounts
+from wod.settings import Settings
+
+STATES = ("free", "active", "cleaning", "failed", "quarantined")
+
+
+@dataclass(frozen=True)
+class Cell:
+    stdid: int
+    account: str
+    state: str  # one of STATES
+    detail: str  # the fold's own words ("in use", "cleanup pending", …)
+    workshop: str
+    customer: int | None
+    since: float | None
+    last_job: Job | None
+
+
+def grid_state(seat: Seat) -> str:
+    """One of :data:`STATES` for a seat of the fold."""
+    job = seat.last_job
+    if job is not None and job.status == "failed":
+        return "failed"
+    text = seat.state
+    if "fail" in text or "gave up" in text:
+        return "failed"
+    if text.endswith("pending") and not text.startswith("create"):
+        return "cleaning"
+    if text in ("free", "cleaned"):
+        return "free"
+    return "active"
+
+
+def _since(job: Job | None) -> float | None:
+    if job is None:
+        return None
+    return job.finished or job.started or job.created
+
+
+def quarantined_seats(settings: Settings) -> dict[int, str]:
+    """Seats the abuse watcher holds, with its reason (empty when no watcher is installed)."""
+    try:
+        from wod.ops import watch  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    records: Callable[..., Iterable] | None = getattr(watch, "quarantined", None)
+    if records is None:
+        return {}
+    out: dict[int, str] = {}
+    for rec in records(settings):
+        stdid = getattr(rec, "stdid", None)
+        if isinstance(stdid, int):
+            out[stdid] = str(getattr(rec, "reason", "") or "quarantined")
+    return out
+
+
+def grid(settings: Settings, queue: JobQueue, accounts: Accounts) -> list[Cell]:
+    """One cell per seat."""
+    held = quarantined_seats(settings)
+    out = []
+    for seat in seats(settings, queue, accounts):
+        state = "quarantined" if seat.stdid in held else grid_state(seat)
+        detail = held.get(seat.stdid) or seat.state
+        out.append(
+            Cell(
+                stdid=seat.stdid,
+                account=seat.account,
+                state=state,
+                detail=detail,
+                workshop=seat.workshop,
+                customer=seat.customer,
+                since=_since(seat.last_job),
+                last_job=seat.last_job,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class SeatHistory:
+    cell: Cell
+    jobs: list[Job]  # newest first
+
+
+def seat_history(
+    settings: Settings, queue: JobQueue, accounts: Accounts, stdid: int
+) -> SeatHistory:
+    """One seat with every job that touched it."""
+    if not settings.user_min <= stdid <= settings.user_max:
+        raise NotFound(
+            f"seat {stdid} is not served here (seats {settings.user_min}-{settings.user_max})"
+        )
+    held = quarantined_seats(settings)
+    seat = seats(settings, queue, accounts, stdid, stdid)[0]
+    cell = Cell(
+        stdid=seat.stdid,
+        account=seat.account,
+        state="quarantined" if stdid in held else grid_state(seat),
+        detail=held.get(stdid) or seat.state,
+        workshop=seat.workshop,
+        customer=seat.customer,
+        since=_since(seat.last_job),
+        last_job=seat.last_job,
+    )
+    return SeatHistory(cell, list(reversed(queue.history(stdid, stdid))))
+
+
+def seat_grid(settings: Settings, queue: JobQueue) -> list[Cell]:
+    """:func:`grid` with the install's accounts."""
+    from wod.services.accounts import make_accounts
+
+    return grid(settings, queue, make_accounts(settings))
+
+
+def seat_page(settings: Settings, queue: JobQueue, stdid: int) -> SeatHistory:
+    """:func:`seat_history` with the install's accounts."""
+    from wod.services.accounts import make_accounts
+
+    return seat_history(settings, queue, make_accounts(settings), stdid)
