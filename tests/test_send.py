@@ -109,7 +109,7 @@ def test_raw_send_is_queued(backend: tuple[Path, JobQueue, IntakeThread]) -> Non
 
 def test_reset_range_and_range_option(backend: tuple[Path, JobQueue, IntakeThread]) -> None:
     config, queue, _ = backend
-    assert wod(config, "send", "RESET", "2,4", "9", "-w", "WKSHP-API101").returncode == 0
+    assert wod(config, "send", "RESET", "9", "--range", "2,4", "-w", "WKSHP-API101").returncode == 0
     done = wod(config, "send", "CLEANUP", "9", "--range", "5-7", "-w", "WKSHP-API101")
     assert done.returncode == 0, done.stderr
     # The api-db's client hangs up at the greeting, so it cannot know when (or in which
@@ -129,9 +129,9 @@ def test_smtplib_mode_shows_the_answer(backend: tuple[Path, JobQueue, IntakeThre
     assert done.returncode == 0, done.stderr
     job = wait_jobs(queue, 1)[0]
     assert f"250 2.0.0 queued as job {job.id}" in done.stdout
-    bad = wod(config, "send", "--smtplib", "PURGE", "3", "-w", "WKSHP-API101")
+    bad = wod(config, "send", "--smtplib", "--no-check", "PURGE", "3", "-w", "WKSHP-API101")
     assert bad.returncode == 1
-    assert "550" in bad.stdout and "missing arguments" in bad.stdout
+    assert "550" in bad.stderr and "missing arguments" in bad.stderr
     assert "missing arguments" in queue.rejections()[0].reason
 
 
@@ -154,4 +154,34 @@ def test_unreachable_backend_fails_clearly(tmp_path: Path) -> None:
     done = wod(config, "send", "CLEANUP", "1", "2", "-w", "WKSHP-API101")
     assert done.returncode == 1 and "cannot reach" in done.stderr
     bad_range = wod(config, "send", "CLEANUP", "2", "--range", "5-1", "-w", "WKSHP-A")
-    assert bad_range.returncode == 2 and "A <= B" in bad_range.stderr
+    assert bad_range.returncode == 1
+    assert bad_range.stderr.strip() == "Error: range 5-1 is reversed: 5 is above 1"
+
+
+def test_what_the_server_would_refuse_fails_before_sending(
+    backend: tuple[Path, JobQueue, IntakeThread],
+) -> None:
+    """``wod send FROB 61 1`` said "sent"; it now fails with the server's own reason and
+    sends nothing (no job, no rejection on the server)."""
+    config, queue, _ = backend
+    for args, reason in [
+        (("FROB", "61", "1"), "unknown verb 'FROB'"),
+        (("CLEANUP", "61", "1"), "student id 61 is outside this backend's range 1-20"),
+        (("CREATE", "3", "1"), "missing arguments"),
+        (("PURGE", "1", "--range", "2-4"), "PURGE refuses a range"),
+        (("CLEANUP", "1", "--range", "19-21"), "student id 21 is outside"),
+    ]:
+        done = wod(config, "send", *args, "-w", "WKSHP-API101")
+        assert done.returncode == 1, (args, done.stdout)
+        assert reason in done.stderr, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "sent" not in done.stdout
+    assert queue.jobs() == [] and queue.rejections() == []
+
+
+def test_purge_of_one_seat_by_range(backend: tuple[Path, JobQueue, IntakeThread]) -> None:
+    config, queue, _ = backend
+    done = wod(config, "send", "PURGE", "7", "--range", "3", "-w", "WKSHP-API101")
+    assert done.returncode == 0, done.stderr
+    req = wait_jobs(queue, 1)[0].request
+    assert (req.verb, req.stdid, req.customer) == (Verb.PURGE, 3, 7)
