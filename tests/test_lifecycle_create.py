@@ -173,11 +173,15 @@ def test_create_with_real_linux_accounts(install_factory, backend_factory):
 def test_hub_down_after_the_report_keeps_the_password_the_api_db_was_given(
     install_factory, backend_factory
 ):
-    """Once the api-db has the password (it may mail it to the participant at any tick),
-    retrying the CREATE for the hub must not change it: only the server start is retried."""
+    """In upstream's order (``hub_start_before_active: false``): once the api-db has the
+    password and ``active`` (it may mail the participant at any tick), retrying the CREATE
+    for the hub must not change the password: only the server start is retried."""
     hub_port = get_free_port()  # the hub is down: nothing listens there
     install = install_factory(
-        hub_url=f"http://127.0.0.1:{hub_port}", retry_max_attempts=3, retry_base_delay=1.0
+        hub_url=f"http://127.0.0.1:{hub_port}",
+        retry_max_attempts=3,
+        retry_base_delay=1.0,
+        hub_start_before_active=False,
     )
     backend = backend_factory(install)
     cust, stdid = backend.customer(WORKSHOP)
@@ -204,3 +208,32 @@ def test_hub_down_after_the_report_keeps_the_password_the_api_db_was_given(
     again = backend.wait(1, timeout=30)[-1]
     assert [s.attempt for s in again.steps if s.name == "report"] == [1, 4]
     assert install.accounts.verify_password(stdid, backend.student(stdid)["password"])
+
+
+def test_hub_down_the_participant_is_never_reported_active(install_factory, backend_factory):
+    """Default order: the password is reported once, but ``active`` (after which the api-db
+    mails the link) waits for the hub server; a hub still down at ``hub_active_deadline``
+    fails the job before its attempts run out, the customer never active, so the api-db's
+    stuck-seat handling takes over."""
+    hub_port = get_free_port()  # the hub is down: nothing listens there
+    install = install_factory(
+        hub_url=f"http://127.0.0.1:{hub_port}",
+        retry_max_attempts=50,
+        retry_base_delay=0.3,
+        retry_max_delay=0.3,
+        hub_active_deadline=3.0,
+    )
+    backend = backend_factory(install)
+    cust, stdid = backend.customer(WORKSHOP)
+    before = backend.student(stdid)["password"]
+
+    job = backend.run(f"CREATE {stdid} {cust['id']} {cust['email']}", WORKSHOP, timeout=30)
+
+    assert job.status == "failed", (job.reason, job.output)
+    assert "hub unreachable" in job.reason and "hub_active_deadline" in job.reason
+    assert 1 < job.attempts < 50
+    assert install.registry.customer(cust["id"])["active"] is False
+    reported = backend.student(stdid)["password"]
+    assert reported != before and install.accounts.verify_password(stdid, reported)
+    assert [s.attempt for s in job.steps if s.name == "report"] == [1]
+    assert not [s for s in job.steps if s.name == "active"]

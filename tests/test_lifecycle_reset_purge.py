@@ -59,8 +59,8 @@ def test_reset_runs_public_then_private_hooks_and_frees_the_seat(
     for trace in TRACES:
         assert not (home / trace).exists()
     names = [s.name for s in job.steps]
-    assert names == ["workshop", "wait-cleaned", "password", "reset-hooks", "release"]
-    assert "reset hook ran" in job.steps[3].output
+    assert names == ["workshop", "wait-cleaned", "password", "hub", "reset-hooks", "release"]
+    assert "reset hook ran" in job.steps[names.index("reset-hooks")].output
 
 
 def test_reset_of_a_range_restores_capacity_and_frees_every_seat(

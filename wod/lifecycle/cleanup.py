@@ -47,8 +47,9 @@ def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             ctx.log(f"warning: {warning}")
 
     with ctx.step("hub"):
-        if svc.hub is not None:
-            svc.hub.stop_server(s.account(stdid))
+        # Server stopped, every login, cookie and token of the seat's hub user voided,
+        # the student's processes killed: the next participant of the seat starts clean.
+        steps.end_sessions(svc, ctx, stdid)
 
     with ctx.step("report"):
         svc.apidb.update_student(student_id, password=password)

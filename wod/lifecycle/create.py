@@ -1,10 +1,22 @@
-"""CREATE (SPEC 3.1): prepare a seat for a participant and report it ready."""
+"""CREATE (SPEC 3.1): prepare a seat for a participant and report it ready.
+
+Order of the last steps (``hub_start_before_active``, default true): the password is
+reported, the hub server is started and waited for, and only then is the customer
+reported ``active`` — the api-db mails the credentials once it sees ``active``, so the
+mailed link opens a running JupyterLab.  A hub that is down or slow is retried (the
+customer stays not active) until ``hub_active_deadline`` after the request was received;
+past it the job fails without reporting ``active`` and the api-db's own handling of a
+seat stuck for 10 minutes (CLEANUP/PURGE, "deployment issue" mail) takes over.  With the
+setting false, upstream's order: password and ``active`` reported, then the server started.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wod.errors import Permanent, Transient
 from wod.lifecycle import steps
 from wod.requests import Request
 
@@ -22,14 +34,17 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     if duplicate is not None:
         with ctx.step("hub"):
             ctx.log(f"repeats job {duplicate}: seat already prepared and reported, left as is")
-            start_hub_server(svc, ctx, account)
+            start_hub_server(svc, ctx, job, account, before_active=False)
         return
 
     if steps.reported_earlier(svc, job):
-        # The seat is ready and the api-db has its password: only the hub start remains.
+        # The seat is ready and the api-db has its password: the hub start remains, and
+        # (reporting twice is harmless) ``active``.
         with ctx.step("hub"):
             ctx.log("seat prepared and reported by an earlier attempt: starting the server")
-            start_hub_server(svc, ctx, account)
+            start_hub_server(svc, ctx, job, account, before_active=True)
+        with ctx.step("active"):
+            svc.apidb.update_customer(request.customer, active=True)
         return
 
     with ctx.step("workshop"):
@@ -87,16 +102,43 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
     with ctx.step("post-copy"):
         steps.run_hooks(svc, ctx, "post-copy", request, env)
 
+    before_active = s.hub_start_before_active
     with ctx.step("report"):
         svc.apidb.update_student(s.apidb_student_id(stdid), password=password)
-        svc.apidb.update_customer(request.customer, active=True)
+        if not before_active:
+            svc.apidb.update_customer(request.customer, active=True)
 
     with ctx.step("hub"):
-        start_hub_server(svc, ctx, account)
+        start_hub_server(svc, ctx, job, account, before_active=before_active)
+
+    if before_active:
+        with ctx.step("active"):
+            svc.apidb.update_customer(request.customer, active=True)
 
 
-def start_hub_server(svc: Services, ctx: Any, account: str) -> None:
+def start_hub_server(
+    svc: Services, ctx: Any, job: Any, account: str, *, before_active: bool
+) -> None:
+    """Start the student's server and wait until it is ready.  Before ``active`` is
+    reported, a hub fault is retried only until ``hub_active_deadline`` after the
+    request was received (the next attempt is never scheduled past it)."""
     if svc.hub is None:
         ctx.log("no JupyterHub configured (hub_url empty): server not started")
-    else:
-        svc.hub.start_server(account)
+        return
+    try:
+        ctx.log(f"hub server of {account}: {svc.hub.start_server(account)}")
+    except Transient as exc:
+        if not before_active:
+            raise
+        s = svc.settings
+        left = job.created + s.hub_active_deadline - time.time()
+        if left <= 0:
+            raise Permanent(
+                f"{exc.reason}; given up {s.hub_active_deadline:g} s after the request "
+                "(hub_active_deadline): the customer was not reported active",
+                output=exc.output,
+            ) from None
+        delay = exc.delay
+        if left < (delay if delay is not None else s.retry_max_delay):
+            delay = left
+        raise Transient(exc.reason, output=exc.output, delay=delay) from None

@@ -24,8 +24,7 @@ def purge(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         steps.ensure_customer_cleaned(svc, job, request.customer)
 
     with ctx.step("hub"):
-        if svc.hub is not None:
-            svc.hub.stop_server(s.account(stdid))
+        steps.end_sessions(svc, ctx, stdid)
 
     password = steps.new_password(s.password_length)
     with ctx.step("password"):

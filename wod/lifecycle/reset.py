@@ -31,6 +31,11 @@ def reset(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             passwords[stdid] = steps.new_password(s.password_length)
             steps.set_password(svc, request, workshop, stdid, passwords[stdid])
 
+    with ctx.step("hub"):
+        # A seat of the range may still be in use: its participant's sessions end here.
+        for stdid in request.stdids:
+            steps.end_sessions(svc, ctx, stdid)
+
     with ctx.step("reset-hooks"):
         for stdid in request.stdids:
             target = steps.appliance_target(

@@ -11,6 +11,18 @@ retried or resumed at any point:
 - a spawn the hub reports as pending (202) is polled until ready, for at most
   ``spawn_wait`` seconds; still pending then is :class:`~wod.errors.Transient`.
 
+Ending a participant's hub session (:meth:`Hub.end_sessions`, used by CLEANUP, RESET and
+PURGE): every participant of a seat shares the seat's hub user, so stopping its server is
+not enough.  The hub's login cookie (``jupyterhub-hub-login``) holds the user's
+``cookie_id``, which JupyterHub never changes for an existing user, and its OAuth hand-off
+lets that cookie into whatever server the user runs next: the next participant's.  So the
+servers are stopped (named ones too), the hub user is deleted — the hub drops its
+``cookie_id``, OAuth and API tokens with it — and created again, with a new ``cookie_id``.
+An old browser then holds a hub cookie matching no user, and a single-user cookie signed
+by a server that no longer runs (each server start draws a new cookie secret): it gets the
+login page.  This needs ``admin:users`` (which includes ``delete:users``).
+:meth:`Hub.probe_session_end` checks that a hub allows it (``wod check``).
+
 Errors are translated here: transport failures, timeouts, 502/503/504, a busy hub (429:
 its concurrent spawn or active server limit) and a spawn still pending become
 ``Transient`` (the job is retried); a rejected token, a failed spawn (its reason read
@@ -25,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +52,51 @@ log = logging.getLogger(__name__)
 TOKEN_REJECTED = "hub token rejected (needs scopes admin:servers, admin:users)"
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 PROGRESS_WAIT = 5.0
+#: The hub user :meth:`Hub.probe_session_end` creates and deletes (never a seat's).
+PROBE_USER = "wod-session-probe"
+
+
+@dataclass(frozen=True)
+class SessionsEnded:
+    """What :meth:`Hub.end_sessions` did to one hub user."""
+
+    user: str
+    servers_stopped: tuple[str, ...] = ()  # "" is the default server
+    recreated: bool = False  # False: the hub did not know the user; it was only created
+    groups_dropped: tuple[str, ...] = ()
+    was_admin: bool = False
+
+    def summary(self) -> str:
+        stopped = ", ".join(repr(n) if n else "default" for n in self.servers_stopped)
+        text = (
+            f"hub user {self.user} "
+            + ("deleted and re-created" if self.recreated else "created")
+            + ": its logins, cookies and tokens are void"
+            + (f"; server(s) stopped: {stopped}" if stopped else "; no server was running")
+        )
+        if self.groups_dropped:
+            text += "; hub groups dropped: " + ", ".join(self.groups_dropped)
+        if self.was_admin:
+            text += "; it was a hub admin and is re-created without admin rights"
+        return text
+
+
+@dataclass(frozen=True)
+class SessionProbe:
+    """Whether this hub lets :meth:`Hub.end_sessions` void a user's old logins."""
+
+    ok: bool
+    version: str = ""
+    authenticator: str = ""
+    problems: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "version": self.version,
+            "authenticator": self.authenticator,
+            "problems": list(self.problems),
+        }
 
 
 def _hub_message(response: httpx.Response) -> str:
@@ -50,6 +108,14 @@ def _hub_message(response: httpx.Response) -> str:
     if isinstance(data, dict) and data.get("message"):
         return str(data["message"])
     return ""
+
+
+def _json_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -190,7 +256,141 @@ class Hub:
             return "not running"
         raise self._unexpected(response, what)
 
+    def end_sessions(self, user: str) -> SessionsEnded:
+        """End everything ``user``'s past sessions hold on the hub: stop its servers, then
+        delete the hub user (its cookie id, OAuth and API tokens go with it) and create it
+        again.  Idempotent: a user the hub does not know is only created."""
+        name = user.lower()
+        what = f"end hub sessions of {name}"
+        model = self._user_model(name)
+        if model is None:
+            self.ensure_user(name)
+            return SessionsEnded(name)
+        servers = tuple(sorted((model.get("servers") or {}).keys()))
+        for server in servers:
+            self._stop_and_wait(name, server)
+        response = self._call("DELETE", self._user_path(name), what=what)
+        if response.status_code == 400 and "stopping" in _hub_message(response):
+            raise Transient(f"{what}: {_hub_message(response)}")
+        if response.status_code not in (204, 404):
+            raise self._unexpected(response, what)
+        self.ensure_user(name)
+        ended = SessionsEnded(
+            name,
+            servers_stopped=servers,
+            recreated=True,
+            groups_dropped=tuple(model.get("groups") or ()),
+            was_admin=bool(model.get("admin")),
+        )
+        if ended.groups_dropped or ended.was_admin:
+            log.warning("%s", ended.summary())
+        else:
+            log.info("%s", ended.summary())
+        return ended
+
+    def info(self) -> dict[str, Any]:
+        """The hub's version and, with the ``read:hub`` scope, its authenticator and
+        spawner classes (``GET /hub/api/info``; else only the version)."""
+        response = self._call("GET", "/", what="read hub version")
+        if response.status_code != 200:
+            raise self._unexpected(response, "read hub version")
+        data: dict[str, Any] = {"version": str(_json_body(response).get("version", ""))}
+        try:
+            details = self._client.request("GET", "/info")
+        except httpx.HTTPError:
+            return data
+        if details.status_code == 200:
+            body = _json_body(details)
+            for key in ("authenticator", "spawner"):
+                part = body.get(key)
+                if isinstance(part, dict):
+                    data[key] = str(part.get("class", ""))
+        return data
+
+    def probe_session_end(self, user: str = PROBE_USER) -> SessionProbe:
+        """Check, on a throw-away hub user, that :meth:`end_sessions` works on this hub:
+        the token may delete and create users, and a deleted user comes back as a new
+        one (a new ``created`` time: a new row, hence a new cookie id).  Also flags an
+        authenticator that lets anyone in whatever the password."""
+        problems: list[str] = []
+        try:
+            info = self.info()
+        except (Permanent, Transient) as exc:
+            return SessionProbe(False, problems=(exc.reason,))
+        version, authenticator = info.get("version", ""), info.get("authenticator", "")
+        if authenticator.rsplit(".", 1)[-1] in {"DummyAuthenticator", "NullAuthenticator"}:
+            problems.append(
+                f"the hub's authenticator is {authenticator}: anyone can log in as any seat "
+                "whatever its password (use PAMAuthenticator or LDAPAuthenticator)"
+            )
+        name = user.lower()
+        try:
+            self.ensure_user(name)
+            before = self._user_model(name) or {}
+            ended = self.end_sessions(name)
+            after = self._user_model(name) or {}
+            if not ended.recreated or not after or after.get("created") == before.get("created"):
+                problems.append(
+                    f"deleting and re-creating hub user {name} did not give a new user: "
+                    "an old login cookie could outlive a CLEANUP"
+                )
+        except (Permanent, Transient) as exc:
+            problems.append(
+                f"{exc.reason} — the hub token needs admin:users (with delete:users) so "
+                "CLEANUP can void a participant's login cookie"
+            )
+        finally:
+            try:
+                self._call("DELETE", self._user_path(name), what=f"delete hub user {name}")
+            except (Permanent, Transient):
+                pass
+        return SessionProbe(not problems, version, authenticator, tuple(problems))
+
+    def user_exists(self, user: str) -> bool:
+        """Whether the hub knows ``user`` (for ``wod check``)."""
+        return self._user_model(user.lower()) is not None
+
+    def token_scopes(self) -> list[str]:
+        """The scopes of our own token (``GET /hub/api/user``: JupyterHub >= 3 lists
+        them for the token's owner, a user or a service)."""
+        response = self._call("GET", "/user", what="read the hub token's owner")
+        if response.status_code != 200:
+            raise self._unexpected(response, "read the hub token's owner")
+        scopes = _json_body(response).get("scopes")
+        return [str(s) for s in scopes] if isinstance(scopes, list) else []
+
     # -- internals ---------------------------------------------------------------------
+
+    def _user_model(self, name: str) -> dict[str, Any] | None:
+        response = self._call("GET", self._user_path(name), what=f"read hub user {name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, f"read hub user {name}")
+        model = _json_body(response)
+        if not model:
+            raise Transient(f"read hub user {name}: the hub answered no JSON")
+        return model
+
+    def _stop_and_wait(self, name: str, server: str) -> None:
+        """Stop one server (``""``: the default one) and wait until the hub has."""
+        what = f"stop hub server {server!r} of {name}" if server else f"stop hub server of {name}"
+        path = (
+            f"{self._user_path(name)}/servers/{quote(server, safe='')}"
+            if server
+            else self._server_path(name)
+        )
+        response = self._call("DELETE", path, what=what)
+        if response.status_code not in (202, 204, 404):
+            raise self._unexpected(response, what)
+        deadline = time.monotonic() + self.spawn_wait
+        while True:
+            model = self._user_model(name) or {}
+            if server not in (model.get("servers") or {}):
+                return
+            if time.monotonic() >= deadline:
+                raise Transient(f"{what}: still stopping after {self.spawn_wait:g} s")
+            time.sleep(self.poll_interval)
 
     @staticmethod
     def _user_path(name: str) -> str:
