@@ -8,8 +8,12 @@ Fixtures live in ``tests/plugins/`` one module per real peer, loaded below:
 - ``plugins/hub.py``      ``jupyterhub``: one real JupyterHub per test session
 - ``plugins/slapd.py``    ``slapd``: one real OpenLDAP server per test session
 - ``plugins/registry.py`` ``registry``: the api-db-compatible registry on a real port
+- ``plugins/browser.py``  ``browser``, ``new_page``: Debian's chromium driven by Playwright
 - ``plugins/install.py``  ``install``: a self-contained local install (settings, trees,
                            accounts) in a tmp dir
+- ``plugins/system.py``   ``local_user``: a throwaway unprivileged Linux account (root)
+- ``plugins/reliability.py`` ``rig_factory``: an install with ``wod registry`` and
+                           ``wod serve`` as processes, bursts, faults and their checks
 """
 
 pytest_plugins = [
@@ -18,4 +22,7 @@ pytest_plugins = [
     "tests.plugins.slapd",
     "tests.plugins.registry",
     "tests.plugins.install",
+    "tests.plugins.browser",
+    "tests.plugins.system",
+    "tests.plugins.reliability",
 ]
