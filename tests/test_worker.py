@@ -3,7 +3,10 @@ students, retry with backoff, permanent failures, waiting for an earlier job, me
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,11 +14,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.plugins.lifecycle import write_hook
+from tests.plugins.paths import ROOT
+from wod import proc
 from wod.errors import Permanent, Transient
 from wod.queue import Job, JobQueue
 from wod.requests import Request, Verb
 from wod.settings import Settings
-from wod.worker import JobContext, Worker, WorkerMetrics
+from wod.worker import JobContext, Worker, WorkerMetrics, kill_leftovers
 
 
 def req(verb: str, stdid: int | None, customer: int = 1, **kw) -> Request:
@@ -278,3 +284,100 @@ def test_busy_job_database_never_leaves_a_job_running(settings, tmp_path, when):
             "first",
             "second",
         ]
+
+
+# -- process groups left by a killed server ------------------------------------------------
+def _serve(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wod", "-c", str(config), "serve", "--no-smtp", "--no-http"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(config.parent)},
+    )
+
+
+def _wait_for(predicate, timeout: float, what: str, server: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if server is not None and server.poll() is not None:
+            raise AssertionError(f"wod serve exited: {server.stderr.read()}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_hook_left_running_by_a_killed_server_is_killed_before_its_job_resumes(install):
+    """kill -9 of ``wod serve`` while a CREATE hook sleeps: the hook (its own session) and
+    its child survive the server; the next start kills them before the job runs again."""
+    logs = install.root / "hook-log"
+    logs.mkdir()
+    mark = logs / "first-run"
+    write_hook(
+        install.settings.scripts_dir,
+        "create",
+        "WKSHP-Sample101",
+        f'if [ ! -e "{mark}" ]; then\n'
+        f'  touch "{mark}"\n'
+        f'  sleep 300 &\n  echo $! > "{logs}/child.pid"\n  echo $$ > "{logs}/first.pid"\n'
+        "  wait\n  exit 0\nfi\n"
+        "for f in first child; do\n"
+        f'  p=$(cat "{logs}/$f.pid")\n'
+        "  s=$(awk '{print $3}' /proc/$p/stat 2>/dev/null)\n"
+        f'  echo "$f ${{s:-gone}}" >> "{logs}/seen"\n'
+        "done",
+    )
+    cust = install.registry.create_customer("WKSHP-Sample101")
+    stdid = cust["studentId"] - install.settings.base_stdid
+    queue = JobQueue(install.settings.db_path)
+    job_id = queue.submit(
+        Request(Verb.CREATE, stdid, cust["id"], "WKSHP-Sample101", email=cust["email"])
+    )
+    first = _serve(install.config)
+    hook_pids: list[int] = []
+    try:
+        _wait_for(lambda: (logs / "first.pid").is_file(), 60, "the hook to start", first)
+        hook_pids = [int((logs / f"{f}.pid").read_text()) for f in ("first", "child")]
+        [recorded] = queue.processes()
+        assert (recorded.job_id, recorded.pgid) == (job_id, hook_pids[0])
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert all(proc.alive(pid) for pid in hook_pids)  # orphaned, still running
+
+    second = _serve(install.config)
+    try:
+        _wait_for(lambda: queue.job(job_id).status in ("done", "failed"), 60, "the job", second)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    job = queue.job(job_id)
+    assert job.status == "done", (job.reason, job.output)
+    assert job.attempts == 2
+    # When the resumed attempt's hook ran, the first attempt's processes were gone.
+    seen = dict(line.split() for line in (logs / "seen").read_text().splitlines())
+    assert seen["first"] in ("Z", "gone") and seen["child"] in ("Z", "gone"), seen
+    assert not any(proc.alive(pid) for pid in hook_pids)
+    assert queue.processes() == []
+    assert "killed 2 process(es) of hook create-WKSHP-Sample101.sh" in second.stderr.read()
+
+
+def test_a_recorded_pid_now_used_by_another_process_is_left_alone(queue):
+    """pid reuse: the recorded leader's start time differs, so nothing is killed."""
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        ticks = proc.start_ticks(other.pid)
+        queue.add_process(1, other.pid, ticks - 1, proc.boot_id(), "hook x.sh")
+        queue.add_process(1, other.pid, ticks, "another-boot", "hook x.sh")
+        assert kill_leftovers(queue) == 0
+        assert other.poll() is None and queue.processes() == []
+        queue.add_process(1, other.pid, ticks, proc.boot_id(), "hook x.sh")
+        assert kill_leftovers(queue) == 1
+        assert other.wait(5) == -signal.SIGKILL
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()

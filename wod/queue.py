@@ -27,8 +27,9 @@ attempt_used=False)``.
 
 Tables: ``jobs`` (the request, its state, attempts and outcome), ``steps`` (one row per
 step of each attempt, with timing and output), ``rejections`` (refused requests, for the
-audit trail).  There is no deduplication: every lifecycle step is idempotent, so a request
-the api-db sends twice simply runs twice.
+audit trail), ``processes`` (the process group of each command a job is running, so that
+the next start can kill what a killed server left behind).  The queue does not deduplicate:
+every lifecycle step is idempotent (and a repeated CREATE is recognised by the lifecycle).
 
 Secrets: step output and failure output are stored as given.  Callers must pass text that
 is already safe (no password, no token); the queue cannot tell.
@@ -96,6 +97,15 @@ CREATE TABLE IF NOT EXISTS steps (
     output   TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS steps_job ON steps (job_id, id);
+CREATE TABLE IF NOT EXISTS processes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id      INTEGER NOT NULL,
+    pgid        INTEGER NOT NULL,
+    start_ticks INTEGER NOT NULL,
+    boot_id     TEXT    NOT NULL,
+    what        TEXT    NOT NULL,
+    at          REAL    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejections (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     at      REAL NOT NULL,
@@ -237,6 +247,19 @@ class Job:
         if steps:
             out["steps"] = [s.to_dict() for s in self.steps]
         return out
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """A command's process group recorded while it ran for a job (see :mod:`wod.proc`)."""
+
+    id: int
+    job_id: int
+    pgid: int
+    start_ticks: int
+    boot_id: str
+    what: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -595,6 +618,31 @@ class JobQueue:
             .fetchone()
         )
         return self._job(row) if row is not None else None
+
+    # -- process groups of running commands (killed at the next start after a crash) -----
+    def add_process(self, job_id: int, pgid: int, start_ticks: int, boot_id: str, what: str) -> int:
+        """Record a command's process group while it runs for ``job_id``; returns its id."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO processes (job_id, pgid, start_ticks, boot_id, what, at)"
+                " VALUES (?,?,?,?,?,?)",
+                (job_id, pgid, start_ticks, boot_id, what, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def remove_process(self, process_id: int) -> None:
+        """The command recorded as ``process_id`` has ended."""
+        with self._write() as db:
+            db.execute("DELETE FROM processes WHERE id = ?", (process_id,))
+
+    def processes(self) -> list[ProcessRecord]:
+        """Process groups recorded and not known to have ended, oldest first."""
+        return [
+            ProcessRecord(
+                r["id"], r["job_id"], r["pgid"], r["start_ticks"], r["boot_id"], r["what"], r["at"]
+            )
+            for r in self._conn().execute("SELECT * FROM processes ORDER BY id")
+        ]
 
     def prune(self, before: float) -> tuple[int, int]:
         """Forget finished jobs (with their steps) and rejections older than ``before``

@@ -45,18 +45,35 @@ from wod import sdnotify
 from wod.ops import preflight
 from wod.queue import Job, JobQueue
 from wod.settings import Settings
-from wod.worker import Runner, Worker, WorkerMetrics
+from wod.worker import Runner, Worker, WorkerMetrics, kill_leftovers
 
 log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[[Settings, JobQueue], Runner]
 
 
-def default_runner(settings: Settings, queue: JobQueue) -> Runner:
+def default_runner(settings: Settings, queue: JobQueue, metrics: Any = None) -> Runner:
     """The lifecycle runner (imported at call time: it builds every service)."""
     from wod.lifecycle import make_runner
 
-    return make_runner(settings, queue)
+    return make_runner(settings, queue, metrics)
+
+
+def _build_runner(
+    factory: RunnerFactory, settings: Settings, queue: JobQueue, registry: CollectorRegistry
+) -> Runner:
+    """Call ``factory``; one that takes a ``metrics`` keyword gets the peer-call metrics."""
+    import inspect
+
+    try:
+        takes_metrics = "metrics" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_metrics = False
+    if not takes_metrics:
+        return factory(settings, queue)
+    from wod.metrics import PeerMetrics
+
+    return factory(settings, queue, metrics=PeerMetrics(registry))  # type: ignore[call-arg]
 
 
 class StartRefused(Exception):
@@ -73,7 +90,7 @@ class LoggedWorker(Worker):
         seconds = round(time.monotonic() - started, 3)
         request = job.request
         seat = request.stdid if request.stdid is not None else "?"
-        if getattr(request, "stdid_max", None):
+        if getattr(request, "stdid_max", None) not in (None, request.stdid):
             seat = f"{request.stdid},{request.stdid_max}"
         log.info(
             "job %s %s: %s seat %s %s (%.2f s)",
@@ -153,6 +170,7 @@ class Server:
         self.http_port: int | None = None
         self.smtp_port: int | None = None
         self.resumed = 0
+        self.watcher: Any = None  # the abuse watcher, once started
         self.registry = CollectorRegistry()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -173,6 +191,7 @@ class Server:
         web: _Uvicorn | None = None
         web_task: asyncio.Task[None] | None = None
         watchdog: sdnotify.Watchdog | None = None
+        watcher: Any = None
         try:
             self._preflight()
             lock = self._lock_state()
@@ -181,10 +200,13 @@ class Server:
                     "senders is empty: requests from any sender are accepted "
                     "(set senders to the api-db's address)"
                 )
+            kill_leftovers(self.queue)  # a killed server's hooks, before their jobs resume
             self.resumed = self.queue.resume_interrupted()
             if self.resumed:
                 log.warning("resumed %d job(s) interrupted by the last stop", self.resumed)
-            runner = self.runner or self.runner_factory(self.settings, self.queue)
+            runner = self.runner or _build_runner(
+                self.runner_factory, self.settings, self.queue, self.registry
+            )
             metrics = WorkerMetrics(self.registry)
             worker = LoggedWorker(
                 self.settings,
@@ -195,6 +217,9 @@ class Server:
                 metrics=metrics,
             )
             worker.start()
+            from wod.ops.watch import start_watcher  # the abuse watcher (watch_* settings)
+
+            watcher = self.watcher = start_watcher(self.settings, self.queue)
             if self.smtp:
                 from wod.intake.smtp import SmtpIntake
 
@@ -229,6 +254,8 @@ class Server:
         finally:
             if watchdog is not None:
                 watchdog.stop()
+            if watcher is not None:
+                watcher.stop()
             if smtp is not None:
                 await smtp.stop()
             if local is not None:

@@ -23,6 +23,10 @@ A job database too busy or full to record a step counts as a transient fault; re
 outcome is retried until it succeeds (or the worker stops: the job then resumes at the next
 start), so a job is never left ``running`` while the worker goes on.
 
+Every command a job runs (through :func:`wod.proc.run`) has its process group recorded
+with the job while it runs (:class:`JobProcesses`); :func:`kill_leftovers`, called at start
+before interrupted jobs resume, kills what a killed server left running.
+
 Threads wake at once when a job is submitted in this process, and poll every
 ``poll_interval`` seconds for jobs submitted by other processes.
 """
@@ -40,7 +44,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from wod.errors import Permanent, Rejected, Transient, Wait
+from wod import proc
+from wod.errors import HookFailed, Permanent, Rejected, Transient, Wait
 from wod.queue import Job, JobQueue
 from wod.settings import Settings
 
@@ -72,6 +77,12 @@ class WorkerMetrics:
             ["step"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.hook_failures = Counter(
+            "wod_hook_failures_total",
+            "Hook scripts that failed (non-zero exit or timeout), by kind.",
+            ["kind"],
+            registry=registry,
         )
 
 
@@ -105,6 +116,8 @@ class JobContext:
         except BaseException as exc:
             status = "failed"
             self._add_output(exc)
+            if isinstance(exc, HookFailed) and self.metrics is not None:
+                self.metrics.hook_failures.labels(exc.kind or "unknown").inc()
             raise
         finally:
             seconds = time.monotonic() - started
@@ -140,6 +153,44 @@ class JobContext:
     def output(self) -> str:
         """Text logged outside any step (kept as the job's output)."""
         return "\n".join(self._orphan)
+
+
+class JobProcesses:
+    """:class:`wod.proc.Watch` recording a job's running commands in the queue."""
+
+    def __init__(self, queue: JobQueue, job_id: int) -> None:
+        self.queue = queue
+        self.job_id = job_id
+
+    def started(self, pid: int, start_ticks: int, boot_id: str, what: str) -> object:
+        return self.queue.add_process(self.job_id, pid, start_ticks, boot_id, what)
+
+    def ended(self, token: object) -> None:
+        try:
+            self.queue.remove_process(int(token))  # type: ignore[call-overload]
+        except sqlite3.Error as exc:  # harmless: the next start finds the group gone
+            log.warning("job %s: end of a command not recorded (%s)", self.job_id, exc)
+
+
+def kill_leftovers(queue: JobQueue) -> int:
+    """At start, before interrupted jobs resume: kill the process groups (hooks and other
+    commands) that jobs of a killed server were running, so that a resumed job never runs
+    next to its previous attempt.  Returns how many processes were killed."""
+    killed = 0
+    records = queue.processes()
+    for record in records:
+        count = proc.kill_group(record.pgid, record.start_ticks, record.boot_id)
+        if count:
+            log.warning(
+                "killed %d process(es) of %s left running by job %s (process group %d)",
+                count,
+                record.what,
+                record.job_id,
+                record.pgid,
+            )
+        killed += count
+        queue.remove_process(record.id)
+    return killed
 
 
 class Worker:
@@ -263,7 +314,8 @@ class Worker:
         outcome = "done"
         try:
             try:
-                self.runner(job, ctx)
+                with proc.watching(JobProcesses(self.queue, job.id)):
+                    self.runner(job, ctx)
             except sqlite3.Error as exc:
                 # The job database was busy or full while a step was being recorded: the
                 # job itself did not fail; run it again later (steps are idempotent).
