@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+from tests.plugins.lifecycle import write_hook
 from tests.plugins.paths import ROOT
 
 S101 = "WKSHP-Sample101"  # reset: false
@@ -43,6 +44,11 @@ def test_seats_shows_each_seat_state_and_last_job(backend):
     ]
     jobs = [backend.run(subject, workshop) for subject, workshop in runs]
     assert [j.status for j in jobs] == ["done"] * 3 + ["failed"] + ["done"] * 3
+    # A deployment that really fails: the create hook exits 3 after the seat was wiped.
+    write_hook(backend.install.settings.scripts_dir, "create", S201, "exit 3")
+    e, _ = backend.customer(S201, email="e@example.com")
+    jobs.append(backend.run(f"CREATE 5 {e['id']} e@example.com", S201))
+    assert jobs[-1].status == "failed"
 
     table = {row["stdid"]: row for row in json.loads(wod(backend.install, "seats", "--json"))}
 
@@ -58,13 +64,17 @@ def test_seats_shows_each_seat_state_and_last_job(backend):
         "reason": "",
         "finished": jobs[2].finished,
     }
-    assert table[3]["state"] == "deployment failed"
+    # Refused for an unknown workshop: the seat was never touched.
+    assert table[3]["state"] == "free"
+    assert (table[3]["workshop"], table[3]["customer"]) == ("", None)
     assert table[3]["last_job"]["status"] == "failed"
     assert "WKSHP-Nowhere" in table[3]["last_job"]["reason"]
     assert table[4]["state"] == "free"
     assert (table[4]["workshop"], table[4]["customer"]) == ("", None)
     assert table[4]["last_job"]["verb"] == "RESET"
-    assert table[5]["state"] == "free" and table[5]["last_job"] is None
+    assert table[5]["state"] == "deployment failed"
+    assert (table[5]["workshop"], table[5]["customer"]) == (S201, e["id"])
+    assert table[6]["state"] == "free" and table[6]["last_job"] is None
     assert all(row["home"] for row in table.values())
     assert table[1]["account"] == "student1"
 
@@ -73,6 +83,7 @@ def test_seats_shows_each_seat_state_and_last_job(backend):
     rows = {int(line.split()[0]): line for line in text[1:]}
     assert "in use" in rows[1] and S101 in rows[1] and f"#{jobs[0].id} CREATE done" in rows[1]
     assert f"#{jobs[2].id} CLEANUP done" in rows[2]
-    assert f"#{jobs[3].id} CREATE failed" in rows[3] and "deployment failed" in rows[3]
+    assert f"#{jobs[3].id} CREATE failed" in rows[3] and "deployment failed" not in rows[3]
     assert f"#{jobs[6].id} RESET done" in rows[4]
-    assert rows[5].rstrip().endswith("-")
+    assert f"#{jobs[7].id} CREATE failed" in rows[5] and "deployment failed" in rows[5]
+    assert rows[6].rstrip().endswith("-")
