@@ -63,11 +63,11 @@ def intake(ctx: Context, sender: str | None, lock_timeout: float, socket_path: s
         click.echo(f"not queued, try again later: {exc.message}", err=True)
         sys.exit(EX_TEMPFAIL)
     raw = sys.stdin.buffer.read(settings.max_message_bytes + 1)
-    from wod.queue import JobQueue
+    from wod.ops.jobs import queue_opener
 
     try:
         job = intake_message(
-            raw, settings, lambda: JobQueue(settings.db_path, timeout=lock_timeout), sender=sender
+            raw, settings, queue_opener(settings, timeout=lock_timeout), sender=sender
         )
     except Rejected as exc:
         click.echo(f"rejected: {exc.reason}", err=True)

@@ -6,7 +6,6 @@ import click
 
 from wod.cli import AGE, Context, echo_json, json_option, pass_ctx, reported, when
 from wod.ops import jobs as ops
-from wod.queue import STATUSES
 
 COMMANDS = ["jobs"]
 
@@ -17,7 +16,7 @@ def _seconds(value: float | None) -> str:
 
 @click.group("jobs", invoke_without_command=True)
 @json_option
-@click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this state.")
+@click.option("--status", type=click.Choice(ops.STATUSES), help="Only jobs in this state.")
 @click.option("--limit", default=50, show_default=True, help="Newest N jobs.")
 @click.pass_context
 def jobs(click_ctx: click.Context, as_json: bool, status: str | None, limit: int) -> None:

@@ -9,6 +9,7 @@ is the JSON shape both adapters show (epoch seconds plus local ISO times for peo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,12 @@ def open_queue(settings: Settings) -> JobQueue:
             remedy="is state_dir right? wod serve creates it",
         )
     return JobQueue(path)
+
+
+def queue_opener(settings: Settings, *, timeout: float = 30.0) -> Callable[[], JobQueue]:
+    """Opens the job database on first use (created if needed), waiting up to ``timeout``
+    s for a busy one: for ``wod intake``, which opens it only for a valid mail."""
+    return lambda: JobQueue(settings.db_path, timeout=timeout)
 
 
 def _limit(limit: int) -> int:

@@ -7,20 +7,24 @@ answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes i
 
 - ``GET /api/jobs[?status=&limit=]``, ``GET /api/jobs/{id}``, ``POST /api/jobs/{id}/retry``,
   ``POST /api/jobs/prune {"older_than": "90d"}``, ``GET /api/rejections[?limit=]``.
+- ``GET /api/check[?only=NAME]`` (``wod check --json``), ``POST /api/check {"fix": true}``
+  (``--fix``); ``GET /api/watch[?limit=&student=]`` (``wod watch --json``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from wod.access import make_guard
 from wod.ops import jobs as job_ops
 from wod.ops.common import OpsError, jsonable
-from wod.queue import JobQueue
 from wod.settings import Settings
+
+if TYPE_CHECKING:
+    from wod.queue import JobQueue
 
 
 def install_error_handler(app: FastAPI) -> None:
@@ -60,5 +64,30 @@ def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
     @router.get("/rejections")
     def list_rejections(limit: int = 100) -> list[dict[str, Any]]:
         return [job_ops.rejection_record(r) for r in job_ops.list_rejections(queue, limit=limit)]
+
+    # -- check and abuse watcher -------------------------------------------------------------
+
+    @router.get("/check")
+    def check_host(only: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+        from wod.ops.check import run_checks
+
+        report = run_checks(settings, only=only, queue_factory=lambda: queue)
+        return jsonable(report)
+
+    @router.post("/check")
+    def check_and_fix(
+        fix: bool = Body(False, embed=True),
+        only: Annotated[list[str] | None, Body(embed=True)] = None,
+    ) -> dict[str, Any]:
+        from wod.ops.check import run_checks
+
+        report = run_checks(settings, fix=fix, only=only, queue_factory=lambda: queue)
+        return jsonable(report)
+
+    @router.get("/watch")
+    def watch_actions(limit: int = 100, student: int | None = None) -> list[dict[str, Any]]:
+        from wod.ops.watch import list_actions
+
+        return jsonable(list_actions(settings, limit=max(1, min(limit, 100_000)), stdid=student))
 
     return router
