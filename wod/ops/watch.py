@@ -1,0 +1,567 @@
+"""The abuse watcher: a look at the students' processes every ``watch_interval`` seconds,
+inside ``wod serve`` (upstream ``wod-kill-processes``), with a graduated response.
+
+Rules, for processes whose real uid is a seat's account (``uid_base + n``, checked against
+the account database so another user's process is never touched):
+
+- **blacklist** — a command named in ``watch_blacklist`` (crypto miners) is killed at
+  once and, with ``watch_blacklist_purge``, its seat PURGEd;
+- **cpu** — a process using ``watch_cpu_percent`` or more (of one core) is *busy*; busy
+  for ``watch_throttle_after`` s it is throttled (nice 19 on every thread, plus a cgroup
+  v2 ``cpu.max`` quota of ``watch_cpu_quota`` % when the cpu controller is available),
+  for ``watch_notify_after`` s the admin is notified (log, a record the dashboard lists,
+  a mail to ``monitor`` with ``watch_mail``), for ``watch_kill_after`` s it is killed.
+  A throttled process stays busy while it is still runnable at each look (being starved
+  by our own throttle does not clear it).  Commands in ``watch_whitelist`` and kernels
+  (``watch_kernels``) are exempt;
+- **kernel-age** — a kernel older than ``watch_kernel_max_age`` is killed;
+- **purge** — after ``watch_purge_after_kills`` kills (cpu or blacklist) of one seat in the
+  current session (since its last CREATE), a PURGE request for the seat's current customer
+  (from the job history) is put into the job queue, as the intake would.
+- once a week, the students' jupyter processes older than 30 days are killed (upstream's
+  weekly cleanup, :func:`wod.ops.accounts.kill_stale`).
+
+Every action is recorded as one JSON line in ``<state_dir>/watch.jsonl`` (0600): time,
+action, rule, pid, account, seat, process name, command line, CPU %, age, detail.
+``wod watch --list`` and ``GET /api/watch`` read it back.  The clock is injected (tests
+advance it instead of waiting minutes); CPU use is measured between two real looks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import pwd
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+if TYPE_CHECKING:
+    from wod.queue import JobQueue
+    from wod.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "watch.jsonl"
+STALE_EVERY = 7 * 86400.0
+STALE_AGE = 30 * 86400.0
+CMDLINE_LIMIT = 300
+STRIKE_RULES = ("blacklist", "cpu")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the watcher did (or could not do) to a process or a seat."""
+
+    time: float
+    action: str  # throttle, notify, kill, purge, purge-skipped, error
+    rule: str  # blacklist, cpu, kernel-age, stale
+    account: str
+    stdid: int
+    pid: int = 0
+    process: str = ""
+    cmdline: str = ""
+    cpu: float | None = None
+    age: float | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Action:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class ActionLog:
+    """The watcher's record: JSON lines in ``<state_dir>/watch.jsonl``, mode 0600."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ActionLog:
+        return cls(settings.state_dir / LOG_NAME)
+
+    def append(self, action: Action) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, (json.dumps(action.to_dict(), sort_keys=True) + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def _read(self) -> Iterator[Action]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        yield Action.from_dict(json.loads(line))
+                    except (ValueError, TypeError):
+                        continue  # a torn last line after a crash
+        except FileNotFoundError:
+            return
+
+    def actions(
+        self, *, limit: int = 100, since: float | None = None, stdid: int | None = None
+    ) -> list[Action]:
+        """Newest first."""
+        found = [
+            a
+            for a in self._read()
+            if (since is None or a.time >= since) and (stdid is None or a.stdid == stdid)
+        ]
+        return list(reversed(found))[:limit]
+
+    def strikes(self, stdid: int, since: float) -> int:
+        return sum(
+            1
+            for a in self._read()
+            if a.stdid == stdid
+            and a.time >= since
+            and a.action == "kill"
+            and a.rule in STRIKE_RULES
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The watcher's rules, from the settings."""
+
+    blacklist: frozenset[str]
+    whitelist: frozenset[str]
+    kernels: frozenset[str]
+    cpu_percent: float
+    throttle_after: float
+    notify_after: float
+    kill_after: float
+    kernel_max_age: float
+    purge_after_kills: int
+    blacklist_purge: bool
+    cpu_quota: float
+    mail: bool
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Policy:
+        return cls(
+            frozenset(s.watch_blacklist),
+            frozenset(s.watch_whitelist),
+            frozenset(s.watch_kernels),
+            s.watch_cpu_percent,
+            s.watch_throttle_after,
+            s.watch_notify_after,
+            s.watch_kill_after,
+            s.watch_kernel_max_age,
+            s.watch_purge_after_kills,
+            s.watch_blacklist_purge,
+            s.watch_cpu_quota,
+            s.watch_mail,
+        )
+
+
+def _base(word: str) -> str:
+    name = word.rsplit("/", 1)[-1]
+    for suffix in (".py", ".sh", ".pl", ".js"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def command_names(name: str, cmdline: list[str]) -> set[str]:
+    """Names a process goes by: its name, its program and its script (``python3
+    /x/packetcrypt.py`` -> python3, packetcrypt), and a ``-m module``."""
+    names = {name, _base(name)}
+    if cmdline:
+        names.add(_base(cmdline[0]))
+        rest = [a for a in cmdline[1:] if a]
+        if rest:
+            if rest[0] == "-m" and len(rest) > 1:
+                names.add(rest[1])
+            elif not rest[0].startswith("-"):
+                names.add(_base(rest[0]))
+    names.discard("")
+    return names
+
+
+@dataclass
+class Tracked:
+    """What the watcher remembers of one process between looks."""
+
+    process: psutil.Process
+    busy_since: float | None = None
+    throttled: bool = False
+    quota: bool = False
+    notified: bool = False
+
+
+@dataclass
+class Seen:
+    """One student process at one look."""
+
+    pid: int
+    stdid: int
+    account: str
+    name: str
+    cmdline: list[str]
+    names: set[str]
+    cpu: float
+    age: float
+    running: bool
+    tracked: Tracked = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+class Watcher:
+    """Looks at the process table and acts; :meth:`scan` is one look, :meth:`start` runs
+    it every ``watch_interval`` seconds in a thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: JobQueue | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        actions: ActionLog | None = None,
+        cgroup_root: Path = Path("/sys/fs/cgroup"),
+    ) -> None:
+        self.settings = settings
+        self.policy = Policy.from_settings(settings)
+        self.queue = queue
+        self.clock = clock
+        self.log = actions or ActionLog.from_settings(settings)
+        self.cgroup_root = cgroup_root
+        self._tracked: dict[tuple[int, float], Tracked] = {}
+        self._last_stale = clock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- running in wod serve ---------------------------------------------------------------
+    def start(self) -> Watcher:
+        self._thread = threading.Thread(target=self._loop, name="wod-watch", daemon=True)
+        self._thread.start()
+        log.info("abuse watcher started (every %g s)", self.settings.watch_interval)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.scan()
+                if self.clock() - self._last_stale >= STALE_EVERY:
+                    self.kill_stale()
+            except Exception:  # the watcher must outlive a bad look
+                log.exception("abuse watcher: look failed")
+            self._stop.wait(self.settings.watch_interval)
+
+    # -- one look ---------------------------------------------------------------------------
+    def seats_by_uid(self) -> dict[int, tuple[int, str]]:
+        """uid -> (seat, account) for every seat whose account has uid ``uid_base + n``."""
+        s = self.settings
+        out = {}
+        for n in range(s.user_min, s.user_max + 1):
+            name = s.account(n)
+            try:
+                entry = pwd.getpwnam(name)
+            except KeyError:
+                continue
+            if entry.pw_uid == s.uid_base + n:
+                out[entry.pw_uid] = (n, name)
+        return out
+
+    def look(self) -> list[Seen]:
+        """The seats' live processes, with CPU use since the last look."""
+        seats = self.seats_by_uid()
+        now = self.clock()
+        seen: list[Seen] = []
+        alive: set[tuple[int, float]] = set()
+        for p in psutil.process_iter(["pid", "uids", "name", "cmdline", "create_time", "status"]):
+            info = p.info
+            uids = info.get("uids")
+            if uids is None or uids.real not in seats or info.get("status") == "zombie":
+                continue
+            key = (info["pid"], info["create_time"])
+            alive.add(key)
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                tracked = self._tracked[key] = Tracked(p)
+            try:
+                cpu = tracked.process.cpu_percent(None)
+            except psutil.Error:
+                continue
+            n, account = seats[uids.real]
+            cmdline = info.get("cmdline") or []
+            seen.append(
+                Seen(
+                    info["pid"],
+                    n,
+                    account,
+                    info.get("name") or "",
+                    cmdline,
+                    command_names(info.get("name") or "", cmdline),
+                    cpu,
+                    max(0.0, now - info["create_time"]),
+                    info.get("status") == psutil.STATUS_RUNNING,
+                    tracked,
+                )
+            )
+        for key in set(self._tracked) - alive:
+            del self._tracked[key]
+        return seen
+
+    def scan(self) -> list[Action]:
+        """One look at the process table, acting on what the rules say; returns the
+        actions taken."""
+        done: list[Action] = []
+        pol = self.policy
+        now = self.clock()
+        for p in self.look():
+            if p.names & pol.blacklist:
+                bad = sorted(p.names & pol.blacklist)[0]
+                done += self._kill(p, "blacklist", f"blacklisted command {bad}")
+                if pol.blacklist_purge:
+                    done += self._purge(p, "blacklist", f"blacklisted command {bad}")
+                else:
+                    done += self._maybe_purge(p)
+                continue
+            kernel = bool(p.names & pol.kernels)
+            if kernel and pol.kernel_max_age and p.age > pol.kernel_max_age:
+                hours = p.age / 3600
+                done += self._kill(p, "kernel-age", f"kernel running for {hours:.1f} h")
+                continue
+            if kernel or p.names & pol.whitelist:
+                continue
+            done += self._cpu_rule(p, now)
+        return done
+
+    def _cpu_rule(self, p: Seen, now: float) -> list[Action]:
+        pol, t = self.policy, p.tracked
+        limit = pol.cpu_percent
+        if t.quota and pol.cpu_quota:
+            limit = min(limit, pol.cpu_quota * 0.9)
+        busy = p.cpu >= limit or (t.throttled and p.running)
+        if not busy:
+            t.busy_since = None
+            return []
+        if t.busy_since is None:
+            t.busy_since = now
+        busy_for = now - t.busy_since
+        evidence = f"busy ({p.cpu:.0f}% CPU) for {busy_for:.0f} s"
+        done: list[Action] = []
+        if busy_for >= pol.throttle_after and not t.throttled:
+            done.append(self._throttle(p, evidence))
+        if busy_for >= pol.notify_after and not t.notified:
+            done.append(self._notify(p, "cpu", evidence))
+        if busy_for >= pol.kill_after:
+            done += self._kill(p, "cpu", evidence, notify=False)
+            done += self._maybe_purge(p)
+        return done
+
+    # -- responses ----------------------------------------------------------------------------
+    def _record(self, p: Seen, action: str, rule: str, detail: str) -> Action:
+        a = Action(
+            time=self.clock(),
+            action=action,
+            rule=rule,
+            account=p.account,
+            stdid=p.stdid,
+            pid=p.pid,
+            process=p.name,
+            cmdline=" ".join(p.cmdline)[:CMDLINE_LIMIT],
+            cpu=round(p.cpu, 1),
+            age=round(p.age, 1),
+            detail=detail,
+        )
+        self.log.append(a)
+        level = logging.INFO if action == "throttle" else logging.WARNING
+        log.log(
+            level,
+            "watch: %s %s pid %s of %s (%s): %s",
+            action,
+            p.name,
+            p.pid,
+            p.account,
+            rule,
+            detail,
+        )
+        return a
+
+    def _throttle(self, p: Seen, evidence: str) -> Action:
+        t = p.tracked
+        t.throttled = True
+        niced = 0
+        try:
+            for thread in t.process.threads():
+                try:
+                    os.setpriority(os.PRIO_PROCESS, thread.id, 19)
+                    niced += 1
+                except ProcessLookupError:
+                    continue
+        except (psutil.Error, OSError) as exc:
+            return self._record(p, "error", "cpu", f"throttle failed: {exc}; {evidence}")
+        how = [f"nice 19 on {niced} thread(s)"]
+        quota = self._cgroup_quota(p.pid) if self.policy.cpu_quota else None
+        if quota:
+            t.quota = True
+            how.append(quota)
+        return self._record(p, "throttle", "cpu", f"{evidence}; {', '.join(how)}")
+
+    def _cgroup_quota(self, pid: int) -> str | None:
+        """Move ``pid`` into ``<cgroup>/wod-throttle`` with a ``cpu.max`` quota, when cgroup
+        v2 offers the cpu controller; None (renice only) otherwise."""
+        root = self.cgroup_root
+        try:
+            if "cpu" not in (root / "cgroup.controllers").read_text().split():
+                return None
+            group = root / "wod-throttle"
+            if "cpu" not in (root / "cgroup.subtree_control").read_text().split():
+                (root / "cgroup.subtree_control").write_text("+cpu")
+            group.mkdir(exist_ok=True)
+            period = 100_000
+            quota = max(1000, int(period * self.policy.cpu_quota / 100))
+            (group / "cpu.max").write_text(f"{quota} {period}")
+            (group / "cgroup.procs").write_text(str(pid))
+        except OSError as exc:
+            log.info("watch: no cgroup CPU quota for pid %s: %s", pid, exc)
+            return None
+        return f"cgroup cpu.max {self.policy.cpu_quota:g}%"
+
+    def _notify(self, p: Seen, rule: str, evidence: str) -> Action:
+        p.tracked.notified = True
+        action = self._record(p, "notify", rule, evidence)
+        if self.policy.mail:
+            from wod.ops.monitor import mail_monitor
+
+            mail_monitor(
+                self.settings,
+                f"wod watch: {p.account} {p.name} ({rule})",
+                f"Process {p.pid} of {p.account} (seat {p.stdid}): {' '.join(p.cmdline)}\n"
+                f"Rule: {rule}\nEvidence: {evidence}\n",
+            )
+        return action
+
+    def _kill(self, p: Seen, rule: str, evidence: str, *, notify: bool = True) -> list[Action]:
+        done = []
+        if notify and not p.tracked.notified:
+            done.append(self._notify(p, rule, evidence))
+        try:
+            proc = p.tracked.process
+            victims = [*proc.children(recursive=True), proc]
+            for v in victims:
+                try:
+                    v.send_signal(signal.SIGKILL)
+                except psutil.NoSuchProcess:
+                    pass
+            _gone, alive = psutil.wait_procs(victims, timeout=5)
+        except psutil.NoSuchProcess:
+            alive = []
+        except (psutil.Error, OSError) as exc:
+            done.append(self._record(p, "error", rule, f"kill failed: {exc}; {evidence}"))
+            return done
+        if alive:
+            done.append(self._record(p, "error", rule, f"survived SIGKILL; {evidence}"))
+            return done
+        extra = f" (+{len(victims) - 1} child process(es))" if len(victims) > 1 else ""
+        done.append(self._record(p, "kill", rule, evidence + extra))
+        return done
+
+    def _maybe_purge(self, p: Seen) -> list[Action]:
+        limit = self.policy.purge_after_kills
+        if not limit:
+            return []
+        session = self._session(p.stdid)
+        since = session[2] if session else 0.0
+        kills = self.log.strikes(p.stdid, since)
+        if kills < limit:
+            return []
+        return self._purge(p, "cpu", f"{kills} kill(s) this session")
+
+    def _session(self, stdid: int) -> tuple[int, str, float, str] | None:
+        """(customer, workshop, session start, state) of the seat's current session, from
+        the job history (its last CREATE not undone by a CLEANUP, RESET or PURGE)."""
+        if self.queue is None:
+            return None
+        from wod.ops.seats import seats as seat_table
+        from wod.services.accounts import make_accounts
+
+        seat = seat_table(self.settings, self.queue, make_accounts(self.settings), stdid, stdid)[0]
+        if seat.customer is None or not seat.workshop:
+            return None
+        start = 0.0
+        for job in self.queue.history(stdid, stdid):
+            if job.verb == "CREATE":
+                start = job.created
+        return seat.customer, seat.workshop, start, seat.state
+
+    def _purge(self, p: Seen, rule: str, why: str) -> list[Action]:
+        session = self._session(p.stdid)
+        if session is None:
+            return [self._record(p, "purge-skipped", rule, f"{why}; no customer on record")]
+        customer, workshop, _start, state = session
+        if state in ("purge pending", "free"):
+            return []
+        from wod.requests import Request, Verb
+
+        request = Request(
+            verb=Verb.PURGE,
+            stdid=p.stdid,
+            stdid_max=p.stdid,
+            customer=customer,
+            workshop=workshop,
+            channel="watch",
+            notes=(f"abuse watcher: {rule}: {why}",),
+        )
+        job = self.queue.submit(request)  # type: ignore[union-attr]
+        return [self._record(p, "purge", rule, f"{why}; PURGE job {job} for customer {customer}")]
+
+    def kill_stale(self) -> list[Action]:
+        """Upstream's weekly cleanup: the students' jupyter processes older than 30 days."""
+        from wod.ops.accounts import kill_stale
+
+        self._last_stale = self.clock()
+        done = []
+        for k in kill_stale(self.settings, STALE_AGE):
+            a = Action(
+                time=self.clock(),
+                action="kill",
+                rule="stale",
+                account=k.account,
+                stdid=k.stdid,
+                pid=k.pid,
+                cmdline=k.cmdline[:CMDLINE_LIMIT],
+                age=round(k.age, 1),
+                detail="jupyter process older than 30 days (weekly cleanup)",
+            )
+            self.log.append(a)
+            done.append(a)
+        return done
+
+
+def list_actions(
+    settings: Settings, *, limit: int = 100, since: float | None = None, stdid: int | None = None
+) -> list[Action]:
+    """The watcher's recorded actions, newest first (``wod watch --list``, ``/api/watch``)."""
+    return ActionLog.from_settings(settings).actions(limit=limit, since=since, stdid=stdid)
+
+
+def start_watcher(settings: Settings, queue: JobQueue) -> Watcher | None:
+    """The watcher ``wod serve`` runs, or None when it is off or cannot apply (directory
+    accounts have no per-student processes)."""
+    if not settings.watch_enabled:
+        log.info("abuse watcher off (watch_enabled: false)")
+        return None
+    if settings.accounts != "system":
+        log.info("abuse watcher off: directory accounts have no per-student processes")
+        return None
+    return Watcher(settings, queue).start()
