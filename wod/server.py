@@ -276,7 +276,10 @@ class Server:
 
     def _preflight(self) -> None:
         """Refuse an unsafe or pointless start; make the state private."""
-        host = self.runner is None and self.runner_factory is default_runner
+        from wod.lifecycle import make_runner
+
+        # The host's folders and admin account matter when the lifecycle runs the jobs.
+        host = self.runner is None and self.runner_factory in (default_runner, make_runner)
         problems = preflight.refusals(self.settings, http=self.http, host=host)
         if problems:
             raise StartRefused("; ".join(str(p) for p in problems))

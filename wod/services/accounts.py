@@ -435,7 +435,9 @@ class DirectoryAccounts(Accounts):
             return conn
         if conn is not None:  # the file was removed under us: start afresh
             conn.close()
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created 0600 whatever the umask (SQLite gives its -wal/-shm the same mode).
+        os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(
