@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import mailbox
 import smtplib
 import socket
@@ -169,6 +171,62 @@ def test_hundred_concurrent_api_db_clients_all_persisted_once(listener: Listener
     jobs = listener.queue.jobs(limit=500)
     assert sorted(j.request.stdid for j in jobs) == list(range(1, 101))
     assert all(j.request.customer == 1000 + j.request.stdid for j in jobs)
+
+
+def test_jobs_of_one_seat_are_persisted_in_arrival_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Messages finished while the database is busy are stored, and acknowledged, in the
+    order they arrived.  Persisting on worker threads stored them in whatever order the
+    threads got the database, so the seat's jobs ran against the order the api-db sent."""
+    caplog.set_level(logging.DEBUG, logger="wod.intake.smtp")
+    settings = Settings(state_dir=tmp_path, smtp_port=0, senders=[API_DB], user_max=20)
+    JobQueue(settings.db_path)  # create the schema
+    queue = JobQueue(settings.db_path)
+    intake = SmtpIntake(settings, queue).run_in_thread()
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+    count = 12
+
+    def parsed() -> int:
+        return sum("parsed; persisting" in r.getMessage() for r in caplog.records)
+
+    async def send_all() -> list[int]:
+        conns = []
+        for n in range(count):
+            reader, writer = await asyncio.open_connection("127.0.0.1", intake.port)
+            assert (await reader.readline()).startswith(b"220")
+            writer.write(block(f"CLEANUP 7 {n + 1}").removesuffix(b".\n"))
+            for _ in range(4):  # HELO, MAIL, RCPT, DATA
+                await reader.readline()
+            conns.append((reader, writer))
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        acked: list[int] = []
+
+        async def final(reader: asyncio.StreamReader) -> None:
+            line = await reader.readline()
+            assert line.startswith(b"250"), line
+            acked.append(int(line.split()[-1]))
+
+        waiting = []
+        for n, (reader, writer) in enumerate(conns):  # customer n+1 arrives n-th
+            writer.write(b".\r\n")
+            waiting.append(asyncio.create_task(final(reader)))
+            while parsed() < n + 1:
+                await asyncio.sleep(0.005)  # until the listener has it
+        blocker.execute("ROLLBACK")
+        await asyncio.gather(*waiting)
+        for _reader, writer in conns:
+            writer.close()
+        return acked
+
+    try:
+        acked = asyncio.run(send_all())
+    finally:
+        blocker.close()
+        intake.stop()
+    jobs = sorted(queue.jobs(limit=100), key=lambda j: j.id)
+    assert [j.request.customer for j in jobs] == list(range(1, count + 1))
+    assert acked == [j.id for j in jobs]  # the 250s in the same order
 
 
 # -- well-behaved clients ------------------------------------------------------------------------

@@ -18,7 +18,9 @@ on CRLF.CRLF, so it never delivered such a mail.  This receiver therefore:
 
 Per message: recipients that are the command mailbox (``settings.command_mailbox`` or a
 ``mailbox_aliases`` entry, any domain) make the message a request: parsed, then
-``queue.submit`` (250 only once persisted) or ``queue.reject`` (550 with the reason).  Any
+``queue.submit`` (250 only once persisted) or ``queue.reject`` (550 with the reason).
+Every queue write goes through one writer thread in the order the messages ended, so the
+job order (per seat: the order jobs run) is the order of the ``250`` replies.  Any
 other recipient (participant mail, SPEC 2.3) is never parsed: :class:`Outgoing` relays it
 or stores it in the outbox.  Clients outside ``settings.allowed_clients`` get 554, are
 logged and recorded as rejections.
@@ -33,10 +35,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import queue as stdqueue
 import re
 import socket
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from wod.errors import Rejected, Transient
 from wod.requests import Request, parse_message
@@ -44,6 +48,7 @@ from wod.services.mail import Outgoing
 from wod.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_LINE = 64 * 1024
 HIGH_WATER = 4 * 1024 * 1024
@@ -112,10 +117,12 @@ class SmtpIntake:
         self._server: asyncio.AbstractServer | None = None
         self._sessions: set[_Session] = set()
         self._pending: set[asyncio.Task[str]] = set()
+        self._writer: OrderedWriter | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._writer = OrderedWriter()
         self._server = await loop.create_server(
             lambda: _Session(self), self.host, self.port, reuse_address=True
         )
@@ -135,12 +142,21 @@ class SmtpIntake:
         tasks = [s.task for s in sessions if s.task is not None] + list(self._pending)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close, timeout)
+            self._writer = None
 
     def run_in_thread(self) -> IntakeThread:
         """Start the listener on its own event loop in a thread (tests, simple embedding)."""
         thread = IntakeThread(self)
         thread.start()
         return thread
+
+    def _persist(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run a queue write on the one writer thread, in the order asked."""
+        if self._writer is None:  # not started: used directly (tests of the policy)
+            return asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        return self._writer.call(fn, *args)
 
     # -- policy ---------------------------------------------------------------------------
     def client_allowed(self, ip: str) -> bool:
@@ -179,8 +195,9 @@ class SmtpIntake:
         except Rejected as exc:
             log.warning("rejected request from %s (sender %r): %s", peer, sender, exc.reason)
             return await self.record_rejection(exc.reason, raw)
+        log.debug("request from %s (customer %s) parsed; persisting", peer, request.customer)
         try:
-            job = await asyncio.to_thread(self.queue.submit, request, raw)
+            job = await self._persist(self.queue.submit, request, raw)
         except Transient as exc:
             log.error("request from %s not persisted: %s", peer, exc)
             return "451 4.3.0 could not persist the request; try again later"
@@ -200,7 +217,7 @@ class SmtpIntake:
         self, reason: str, raw: bytes | None, code: str = "550 5.6.0"
     ) -> str:
         try:
-            await asyncio.to_thread(self.queue.reject, "smtp", reason, raw)
+            await self._persist(self.queue.reject, "smtp", reason, raw)
         except Transient as exc:
             log.error("rejection not recorded: %s", exc)
         return f"{code} rejected: {reason}"
@@ -472,6 +489,54 @@ class _Session(asyncio.Protocol):
                 return
             log.debug("message from %s ended by end of input", self.peer)
         self.reply(await self.intake.deliver(self.peer, sender, recipients, raw))
+
+
+class OrderedWriter:
+    """One thread doing the listener's queue writes, strictly in the order they are asked.
+
+    Sessions ask on the event loop in the order their messages ended; the thread persists
+    them in that order and hands each result back in that order, so the ``250`` replies
+    go out in the order of the job ids.  (Writes from a thread pool commit in whatever
+    order the threads get the database: a seat's jobs then ran against the order the
+    api-db had been acknowledged.)"""
+
+    def __init__(self) -> None:
+        self._items: stdqueue.SimpleQueue[_Item | None] = stdqueue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, name="smtp-persist", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._items.put((loop, future, fn, args))
+        return future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish what was asked, then end the thread."""
+        self._items.put(None)
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        while (item := self._items.get()) is not None:
+            loop, future, fn, args = item
+            try:
+                result, error = fn(*args), None
+            except Exception as exc:  # handed to the waiting session
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+_Item = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class IntakeThread:
