@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wod.values import local_time
+
 if TYPE_CHECKING:
     from wod.queue import Job, JobQueue
     from wod.services.accounts import Accounts
@@ -45,6 +47,7 @@ class Seat:
                 "status": j.status,
                 "reason": j.reason,
                 "finished": j.finished,
+                "finished_local": local_time(j.finished),
             },
         }
 
@@ -94,3 +97,71 @@ def seats(
             if n in table:
                 _apply(table[n], job)
     return list(table.values())
+
+
+@dataclass
+class SeatView:
+    """``wod seats``: the seats, and what could not be seen (one line each)."""
+
+    seats: list[Seat]
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return {"seats": [s.to_dict() for s in self.seats], "notes": list(self.notes)}
+
+
+class _LookedUp:
+    """Read-only account lookup (passwd + home folder): what a non-root admin can see."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def exists(self, n: int) -> bool:
+        import pwd
+
+        if self.settings.accounts == "system":
+            try:
+                pwd.getpwnam(self.settings.account(n))
+            except KeyError:
+                return False
+        return self.settings.home(n).is_dir()
+
+
+def seat_view(settings: Settings, first: int | None = None, last: int | None = None) -> SeatView:
+    """Every seat of ``[first, last]`` (default: the configured range), read-only: run by
+    a non-root admin it shows what it can and says what it cannot see."""
+    import getpass
+    import os
+
+    from wod.errors import WodError
+    from wod.ops.common import OpsError
+    from wod.queue import JobQueue
+
+    first = settings.user_min if first is None else first
+    last = settings.user_max if last is None else last
+    if first > last:
+        raise OpsError(f"--min {first} is above --max {last}")
+    accounts = _LookedUp(settings)
+    path = settings.db_path
+    problem = None
+    if not os.access(path.parent, os.X_OK) and path.parent.exists():
+        problem = "its folder is not readable"
+    elif not path.exists():
+        table = [Seat(n, settings.account(n), accounts.exists(n)) for n in range(first, last + 1)]
+        return SeatView(table, [f"no job database at {path} yet: no seat has had a job"])
+    elif not os.access(path, os.R_OK | os.W_OK):
+        problem = "it is not readable and writable"
+    else:
+        try:
+            return SeatView(seats(settings, JobQueue(path), accounts, first, last), [])  # type: ignore[arg-type]
+        except (OSError, WodError) as exc:
+            problem = str(exc)
+    note = (
+        f"job history {path} cannot be read by {getpass.getuser()} ({problem}): seat states "
+        "are unknown; run as root (sudo wod seats) to see them"
+    )
+    table = [
+        Seat(n, settings.account(n), accounts.exists(n), state="unknown")
+        for n in range(first, last + 1)
+    ]
+    return SeatView(table, [note])
