@@ -158,7 +158,14 @@ def test_purge_proceeds_after_the_cleaned_poll_timeout(install_factory, backend_
 
     assert purge.status == "done", purge.reason
     assert purge.finished - purge.created >= 1.5
-    assert sum(s.status == "waiting" for s in purge.steps) >= 2
+    # One row for all the polls, with their count and time span (not two rows a poll).
+    [waited] = [s for s in purge.steps if s.status == "waiting"]
+    assert waited.name == "wait-cleaned" and waited.count >= 3
+    assert waited.seconds >= 0.3 * (waited.count - 1)
+    assert "not cleaned yet" in waited.output
+    names = [s.name for s in purge.steps]
+    assert names[0] == "wait-cleaned" and names.count("workshop") == 1
+    assert names.count("wait-cleaned") == 2  # the waits, then the poll that went through
     assert backend.student(stdid)["assigned"] is False
 
 

@@ -3,6 +3,7 @@ crash resume, per-student ordering and RESET ranges, retry, rejections."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from wod.errors import Transient
-from wod.queue import MAX_RAW, JobQueue, NotRetryable, UnknownJob
+from wod.queue import MAX_RAW, SCHEMA_VERSION, DatabaseTooNew, JobQueue, NotRetryable, UnknownJob
 from wod.requests import Request, Verb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,3 +266,145 @@ def test_cleanup_does_not_overtake_a_running_job_another_customer_or_a_create(
     assert {behind_running, cleanup_2, create_4, cleanup_4} == {
         j.id for j in queue.jobs(status="queued")
     }
+
+
+# -- schema versions ---------------------------------------------------------------------
+#: The job database as releases before schema versions wrote it (version 1, user_version 0).
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    verb        TEXT    NOT NULL,
+    stdid_min   INTEGER,
+    stdid_max   INTEGER,
+    customer    INTEGER NOT NULL,
+    workshop    TEXT    NOT NULL,
+    channel     TEXT    NOT NULL,
+    request     TEXT    NOT NULL,
+    raw         BLOB,
+    status      TEXT    NOT NULL DEFAULT 'queued',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    budget_from INTEGER NOT NULL DEFAULT 0,
+    not_before  REAL    NOT NULL,
+    created     REAL    NOT NULL,
+    started     REAL,
+    finished    REAL,
+    worker      TEXT,
+    reason      TEXT    NOT NULL DEFAULT '',
+    output      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
+CREATE TABLE IF NOT EXISTS steps (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id   INTEGER NOT NULL REFERENCES jobs (id),
+    attempt  INTEGER NOT NULL,
+    name     TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    started  REAL    NOT NULL,
+    seconds  REAL,
+    output   TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS steps_job ON steps (job_id, id);
+CREATE TABLE IF NOT EXISTS rejections (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    channel TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    raw     BLOB
+);
+"""
+
+
+def _v1_database(path: Path) -> None:
+    """A job database written by the previous release: a failed CREATE with its steps, a
+    queued CLEANUP, a rejection."""
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_V1)
+    now = time.time()
+    for verb, status, stdid, reason in (
+        ("CREATE", "failed", 3, "hook create-WKSHP-API101.sh exited with status 1"),
+        ("CLEANUP", "queued", 4, ""),
+    ):
+        request = req(verb, stdid, 7, email="a@example.com" if verb == "CREATE" else None)
+        db.execute(
+            "INSERT INTO jobs (verb, stdid_min, stdid_max, customer, workshop, channel, request,"
+            " status, attempts, not_before, created, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                verb,
+                stdid,
+                stdid,
+                7,
+                "WKSHP-API101",
+                "smtp",
+                json.dumps(request.to_dict()),
+                status,
+                1 if status == "failed" else 0,
+                now,
+                now,
+                reason,
+            ),
+        )
+    db.execute(
+        "INSERT INTO steps (job_id, attempt, name, status, started, seconds, output)"
+        " VALUES (1, 1, 'workshop', 'done', ?, 0.1, 'WKSHP-API101 (id 3)')",
+        (now,),
+    )
+    db.execute(
+        "INSERT INTO rejections (at, channel, reason) VALUES (?, 'smtp', 'unknown verb')", (now,)
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_previous_release_database_is_migrated_keeping_queued_and_failed_jobs(tmp_path: Path):
+    path = tmp_path / "wod.db"
+    _v1_database(path)
+    queue = JobQueue(path)
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    check.close()
+    failed = queue.job(1)
+    assert failed.status == "failed" and failed.request.email == "a@example.com"
+    assert failed.reason == "hook create-WKSHP-API101.sh exited with status 1"
+    assert [(s.name, s.status, s.count, s.output) for s in failed.steps] == [
+        ("workshop", "done", 1, "WKSHP-API101 (id 3)")
+    ]
+    assert [r.reason for r in queue.rejections()] == ["unknown verb"]
+    # Both still work: the queued one runs, the failed one can be retried, new ones queue.
+    assert queue.claim("w").id == 2
+    assert queue.retry(1).status == "queued"
+    assert queue.submit(req("CREATE", 5)) == 3
+    queue.add_process(2, 12345, 1, "boot", "hook x.sh")
+    assert [p.job_id for p in queue.processes()] == [2]
+    # Opening it again changes nothing.
+    assert JobQueue(path).job(2).status == "running"
+
+
+def test_a_database_from_a_newer_release_is_refused_naming_both_versions(tmp_path: Path):
+    path = tmp_path / "state" / "wod.db"
+    JobQueue(path).submit(req("CREATE", 1))
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(DatabaseTooNew) as info:
+        JobQueue(path)
+    message = str(info.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in message
+    assert f"knows versions up to {SCHEMA_VERSION}" in message
+    # wod serve refuses to start with that line, and leaves the database as it was.
+    config = tmp_path / "wod.yml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nhttp_port: 0\nsmtp_port: 0\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "wod", "-c", str(config), "serve", "--no-smtp", "--no-http"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert f"schema version {SCHEMA_VERSION + 1}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
+    db.close()

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from tests.plugins.lifecycle import write_hook
 from tests.plugins.paths import ROOT
 from wod import proc
-from wod.errors import Permanent, Transient
+from wod.errors import Permanent, Transient, Wait
 from wod.queue import Job, JobQueue
 from wod.requests import Request, Verb
 from wod.settings import Settings
@@ -381,3 +381,39 @@ def test_a_recorded_pid_now_used_by_another_process_is_left_alone(queue):
         if other.poll() is None:
             other.kill()
             other.wait()
+
+
+def test_a_job_that_waits_many_times_keeps_one_waiting_step_with_count_and_duration(
+    settings, queue
+):
+    """The RESET/PURGE ``cleaned`` poll: every wait re-runs the job; the record keeps one
+    ``waiting`` row (how many waits, from the first to the last) instead of two rows a poll."""
+    runs: list[float] = []
+
+    def runner(job: Job, ctx: JobContext) -> None:
+        with ctx.step("workshop"):
+            pass
+        with ctx.step("wait-cleaned"):
+            runs.append(time.monotonic())
+            if len(runs) <= 5:
+                raise Wait(f"customer 1 not cleaned yet (poll {len(runs)})", delay=0.05)
+        with ctx.step("release"):
+            pass
+
+    job_id = queue.submit(req("PURGE", 1))
+    worker = run_worker(settings, queue, runner, workers=1, poll_interval=0.02)
+    try:
+        assert worker.drain(10)
+    finally:
+        worker.stop(5)
+    job = queue.job(job_id)
+    assert job.status == "done" and job.attempts == 1
+    assert [(s.name, s.status, s.count) for s in job.steps] == [
+        ("wait-cleaned", "waiting", 5),
+        ("workshop", "done", 1),
+        ("wait-cleaned", "done", 1),
+        ("release", "done", 1),
+    ]
+    waited = job.steps[0]
+    assert waited.seconds >= runs[4] - runs[0] >= 4 * 0.05
+    assert waited.output == "waiting: customer 1 not cleaned yet (poll 5)"

@@ -41,17 +41,21 @@ Errors: a database that cannot be written raises :class:`wod.errors.Transient` f
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wod.errors import Transient
+from wod import __version__
+from wod.errors import Transient, WodError
 from wod.requests import Request, Verb
+
+log = logging.getLogger(__name__)
 
 MAX_RAW = 64 * 1024
 MAX_OUTPUT = 64 * 1024
@@ -60,8 +64,14 @@ STATUSES = ("queued", "running", "done", "failed", "cancelled")
 #: Statuses a job never leaves by itself (``cancelled``: stopped by an admin, kept on record).
 FINISHED = ("done", "failed", "cancelled")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+#: The schema this release writes (``PRAGMA user_version``).  Version 1 is the schema from
+#: before versions were recorded (its databases say 0).
+SCHEMA_VERSION = 2
+
+#: The latest schema.  Every statement is idempotent (``IF NOT EXISTS``): a migration may
+#: run it to add what an older database lacks.
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     verb        TEXT    NOT NULL,
     stdid_min   INTEGER,
@@ -81,12 +91,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker      TEXT,
     reason      TEXT    NOT NULL DEFAULT '',
     output      TEXT    NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
-CREATE INDEX IF NOT EXISTS jobs_verb ON jobs (verb, id);
-CREATE INDEX IF NOT EXISTS jobs_workshop ON jobs (workshop, id);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished) WHERE status = 'failed';
-CREATE TABLE IF NOT EXISTS steps (
+)""",
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_verb ON jobs (verb, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_workshop ON jobs (workshop, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished) WHERE status = 'failed'",
+    """CREATE TABLE IF NOT EXISTS steps (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id   INTEGER NOT NULL REFERENCES jobs (id),
     attempt  INTEGER NOT NULL,
@@ -94,10 +104,25 @@ CREATE TABLE IF NOT EXISTS steps (
     status   TEXT    NOT NULL,
     started  REAL    NOT NULL,
     seconds  REAL,
-    output   TEXT    NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS steps_job ON steps (job_id, id);
-CREATE TABLE IF NOT EXISTS processes (
+    output   TEXT    NOT NULL DEFAULT '',
+    count    INTEGER NOT NULL DEFAULT 1
+)""",
+    "CREATE INDEX IF NOT EXISTS steps_job ON steps (job_id, id)",
+    """CREATE TABLE IF NOT EXISTS rejections (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    channel TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    raw     BLOB
+)""",
+    """CREATE TABLE IF NOT EXISTS intake_counts (
+    channel TEXT    NOT NULL,
+    verb    TEXT    NOT NULL,
+    outcome TEXT    NOT NULL,
+    n       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, verb, outcome)
+)""",
+    """CREATE TABLE IF NOT EXISTS processes (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id      INTEGER NOT NULL,
     pgid        INTEGER NOT NULL,
@@ -105,22 +130,28 @@ CREATE TABLE IF NOT EXISTS processes (
     boot_id     TEXT    NOT NULL,
     what        TEXT    NOT NULL,
     at          REAL    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejections (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    at      REAL NOT NULL,
-    channel TEXT NOT NULL,
-    reason  TEXT NOT NULL,
-    raw     BLOB
-);
-CREATE TABLE IF NOT EXISTS intake_counts (
-    channel TEXT    NOT NULL,
-    verb    TEXT    NOT NULL,
-    outcome TEXT    NOT NULL,
-    n       INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (channel, verb, outcome)
-);
-"""
+)""",
+)
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _to_2(db: sqlite3.Connection) -> None:
+    """Version 2: ``steps.count`` (one row per waiting step, however often it waited), the
+    ``processes`` table (process groups of running commands), intake counters, indexes for
+    the job list.  Jobs, steps and rejections are kept as they are."""
+    if "count" not in _columns(db, "steps"):
+        db.execute("ALTER TABLE steps ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+    for statement in SCHEMA:
+        db.execute(statement)
+
+
+#: ``MIGRATIONS[n]`` takes a database of version ``n - 1`` to version ``n``; all of them
+#: run in one transaction with the version change.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2}
+
 
 JOB_COLUMNS = (
     "id, verb, stdid_min, stdid_max, customer, workshop, channel, request, status, attempts, "
@@ -159,6 +190,19 @@ _BLOCKED = (
 )
 
 
+class DatabaseTooNew(WodError):
+    """The job database was written by a newer release (a downgrade): refuse to touch it."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        super().__init__(
+            f"job database {path} has schema version {version}, but this wod-backend "
+            f"{__version__} knows versions up to {SCHEMA_VERSION}: it was written by a newer "
+            "release. Run that release again (downgrades are not supported) or move the "
+            "database aside."
+        )
+        self.version = version
+
+
 class UnknownJob(LookupError):
     """No job has this id."""
 
@@ -181,6 +225,9 @@ class Step:
     started: float
     seconds: float | None
     output: str
+    #: How many runs this row stands for: a step that waited (``waiting``) is one row
+    #: however often the job waited; ``seconds`` then spans the first wait to the last.
+    count: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +237,7 @@ class Step:
             "started": self.started,
             "seconds": self.seconds,
             "output": self.output,
+            "count": self.count,
         }
 
 
@@ -349,9 +397,36 @@ class JobQueue:
         self._generation = 0
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn().executescript(SCHEMA)
+            self._upgrade()
         except sqlite3.Error as exc:
             raise Transient(f"job database {self.db_path}: {exc}") from None
+
+    def _upgrade(self) -> None:
+        """Create the schema, or migrate an older one in place (one transaction); refuse a
+        database written by a newer release (:class:`DatabaseTooNew`)."""
+        db = self._conn()
+        if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        with self._write(durable=True):
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version == 0 and "jobs" in tables:
+                version = 1  # written before the schema had a version
+            if version > SCHEMA_VERSION:
+                raise DatabaseTooNew(self.db_path, version)
+            if version == 0:
+                for statement in SCHEMA:
+                    db.execute(statement)
+            else:
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[target](db)
+                    log.warning(
+                        "job database %s migrated from schema %d to %d",
+                        self.db_path,
+                        target - 1,
+                        target,
+                    )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- connections --------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -562,8 +637,13 @@ class JobQueue:
     ) -> None:
         """Put a running job back in the queue, runnable after ``delay`` seconds.  With
         ``attempt_used=False`` the run does not count against the retry budget (the job
-        only waited for an earlier one)."""
+        only waited) and leaves no new step rows: its ``waiting`` step is folded into the
+        one the previous wait left (``count`` + 1, ``seconds`` from the first wait to this
+        one), and the steps it completed before waiting are dropped (the next run does
+        them again and records them)."""
         with self._write() as db:
+            if not attempt_used:
+                self._fold_waiting(db, job_id)
             db.execute(
                 "UPDATE jobs SET status = 'queued', not_before = ?, reason = ?, output = ?,"
                 " attempts = attempts - ? WHERE id = ?",
@@ -576,6 +656,39 @@ class JobQueue:
                 ),
             )
         self.wake()
+
+    @staticmethod
+    def _fold_waiting(db: sqlite3.Connection, job_id: int) -> None:
+        job = db.execute("SELECT attempts, started FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if job is None or job["started"] is None:
+            return
+        run = db.execute(
+            "SELECT * FROM steps WHERE job_id = ? AND attempt = ? AND started >= ? ORDER BY id",
+            (job_id, job["attempts"], job["started"]),
+        ).fetchall()
+        waiting = [r for r in run if r["status"] == "waiting"]
+        if not waiting:
+            return
+        first_of_run = run[0]["id"]
+        for row in waiting:
+            earlier = db.execute(
+                "SELECT id, started, count FROM steps WHERE job_id = ? AND attempt = ?"
+                " AND name = ? AND status = 'waiting' AND id < ? ORDER BY id DESC LIMIT 1",
+                (job_id, job["attempts"], row["name"], first_of_run),
+            ).fetchone()
+            if earlier is None:
+                continue
+            ended = row["started"] + (row["seconds"] or 0.0)
+            db.execute(
+                "UPDATE steps SET count = count + ?, seconds = ?, output = ? WHERE id = ?",
+                (row["count"], max(ended - earlier["started"], 0.0), row["output"], earlier["id"]),
+            )
+            db.execute("DELETE FROM steps WHERE id = ?", (row["id"],))
+        db.execute(
+            "DELETE FROM steps WHERE job_id = ? AND attempt = ? AND started >= ?"
+            " AND status = 'done'",
+            (job_id, job["attempts"], job["started"]),
+        )
 
     def set_stdid(self, job_id: int, stdid: int) -> None:
         """Pin the student of a job whose id was recovered from the customer."""
@@ -760,6 +873,7 @@ class JobQueue:
                 r["started"],
                 r["seconds"],
                 r["output"],
+                r["count"],
             )
             for r in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY id", (job_id,))
         )

@@ -106,8 +106,9 @@ class JobContext:
         status = "done"
         try:
             yield
-        except Wait:
+        except Wait as exc:
             status = "waiting"
+            self._buffer.append(f"waiting: {exc.reason}")
             raise
         except Transient as exc:
             status = "retry"
