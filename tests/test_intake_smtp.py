@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import mailbox
+import os
 import smtplib
 import socket
 import sqlite3
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -511,3 +513,88 @@ def test_client_idle_in_the_middle_of_data_gets_421_and_nothing_is_queued(tmp_pa
         sock.close()
         intake.stop()
     assert queue.jobs() == []
+
+
+# -- local users on loopback ---------------------------------------------------------------------
+
+IS_ROOT = os.geteuid() == 0
+
+CLIENT = """
+import smtplib, socket, sys
+port, kind = int(sys.argv[1]), sys.argv[2]
+mail = b"Subject: CLEANUP 3 9\\r\\n\\r\\nWKSHP-API101\\r\\n"
+if kind == "smtplib":
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        try:
+            client.sendmail(sys.argv[3], ["wodadmin@localhost"], mail)
+            print(250)
+        except smtplib.SMTPDataError as exc:
+            print(exc.smtp_code, exc.smtp_error.decode())
+else:  # the api-db's way: all at once, hang up on the greeting
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(sys.argv[3].encode().decode("unicode_escape").encode())
+    print(sock.recv(3).decode())
+"""
+
+
+@pytest.fixture
+def local_user() -> Iterator[str]:
+    """A throwaway unprivileged account, removed afterwards."""
+    name = f"wodl{os.getpid() % 100000}"
+    subprocess.run(
+        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def run_as(user: str, *args: str) -> str:
+    """The client above run as ``user`` (the system Python: it needs only the stdlib)."""
+    proc = subprocess.run(
+        ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", CLIENT, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (a second local account)")
+def test_an_unprivileged_local_user_cannot_send_commands(
+    listener: Listener, local_user: str
+) -> None:
+    """Over loopback any local user could forge the api-db's sender; now only root,
+    admin_user and smtp_local_users may send command mail from this host."""
+    answer = run_as(local_user, str(listener.port), "smtplib", API_DB)
+    assert answer.startswith("554 ") and f"local user '{local_user}'" in answer
+    raw = block("PURGE 3 9").decode().encode("unicode_escape").decode()
+    assert run_as(local_user, str(listener.port), "raw", raw) == "220"
+    rejections = wait_for(
+        lambda: len(listener.queue.rejections()) >= 2 and listener.queue.rejections()
+    )
+    assert all(f"local user '{local_user}'" in r.reason for r in rejections)
+    assert listener.queue.jobs() == []
+    # Root's own mail (this test process) is accepted.
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        client.sendmail(API_DB, [COMMANDS], b"Subject: CLEANUP 3 9\r\n\r\nWKSHP-API101\r\n")
+    assert [j.request.stdid for j in listener.queue.jobs()] == [3]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (a second local account)")
+def test_a_local_user_listed_in_smtp_local_users_may_send_commands(
+    tmp_path: Path, local_user: str
+) -> None:
+    running = start(tmp_path, smtp_local_users=[local_user])
+    try:
+        assert run_as(local_user, str(running.port), "smtplib", API_DB) == "250"
+        assert [j.request.stdid for j in running.queue.jobs()] == [3]
+    finally:
+        running.thread.stop()

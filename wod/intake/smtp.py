@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import pwd
 import queue as stdqueue
 import re
 import socket
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from wod.errors import Rejected, Transient
+from wod.intake.peer import is_loopback, local_peer
 from wod.requests import Request, parse_message
 from wod.services.mail import Outgoing
 from wod.settings import Settings
@@ -114,6 +116,7 @@ class SmtpIntake:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_clients]
         mailboxes = [settings.command_mailbox, *settings.mailbox_aliases]
         self.mailboxes = {m.strip().lower() for m in mailboxes if m.strip()}
+        self.local_uids = _uids(["root", settings.admin_user, *settings.smtp_local_users])
         self._server: asyncio.AbstractServer | None = None
         self._sessions: set[_Session] = set()
         self._pending: set[asyncio.Task[str]] = set()
@@ -172,8 +175,33 @@ class SmtpIntake:
         local = recipient.rsplit("@", 1)[0] if "@" in recipient else recipient
         return local.strip().strip('"').lower() in self.mailboxes
 
-    async def deliver(self, peer: str, sender: str, recipients: list[str], raw: bytes) -> str:
-        """Act on one received message; return the reply line for the client."""
+    def command_refusal(self, peer: tuple[str, int], ours: tuple[str, int]) -> str | None:
+        """Why a client of this host may not send command mail (None: it may).
+
+        A client on this host (its socket is in our socket table, or its address is a
+        loopback one) must run as root, ``admin_user`` or one of ``smtp_local_users``:
+        otherwise any local user could forge the api-db's sender.  A remote client is
+        judged by ``allowed_clients`` and ``senders`` alone."""
+        found = local_peer(peer, ours)
+        if found is None and not is_loopback(peer[0]):
+            return None
+        uid = found.uid if found is not None else None
+        if uid is not None and uid in self.local_uids:
+            return None
+        who = "an unknown local user" if uid is None else f"local user {_user_name(uid)}"
+        return f"{who} may not send commands (allowed: root, admin_user, smtp_local_users)"
+
+    async def deliver(
+        self,
+        peer: str,
+        sender: str,
+        recipients: list[str],
+        raw: bytes,
+        refusal: str | None = None,
+    ) -> str:
+        """Act on one received message; return the reply line for the client.
+        ``refusal``: why this client may not send command mail (see :meth:`command_refusal`).
+        """
         commands = [r for r in recipients if self.is_command_mailbox(r)]
         others = [r for r in recipients if not self.is_command_mailbox(r)]
         reply = "250 2.0.0 OK"
@@ -184,7 +212,10 @@ class SmtpIntake:
             except Transient as exc:
                 log.error("mail from %s to %s lost for now: %s", peer, others, exc)
                 reply = "451 4.3.0 could not relay or store the message; try again later"
-        if commands:
+        if commands and refusal is not None:
+            log.warning("command mail from %s refused: %s", peer, refusal)
+            reply = await self.record_rejection(refusal, raw, "554 5.7.1")
+        elif commands:
             reply = await self.submit(peer, sender, raw)
         return reply
 
@@ -232,6 +263,7 @@ class _Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.peer = "?"
+        self.refusal: str | None = None
         self._buf = bytearray()
         self._wake = asyncio.Event()
         self._eof = False
@@ -250,6 +282,9 @@ class _Session(asyncio.Protocol):
             self._refuse()
             return
         self.intake._sessions.add(self)
+        # Now, while a local client still waits for the greeting, its socket is listed.
+        ours = transport.get_extra_info("sockname") or ("?", 0)
+        self.refusal = self.intake.command_refusal((self.peer, peer[1]), (ours[0], ours[1]))
         self.reply(f"220 {self.intake.hostname} ESMTP wod intake ready")
         self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -488,7 +523,25 @@ class _Session(asyncio.Protocol):
                 await self.intake.record_rejection(reason, raw or None)
                 return
             log.debug("message from %s ended by end of input", self.peer)
-        self.reply(await self.intake.deliver(self.peer, sender, recipients, raw))
+        self.reply(await self.intake.deliver(self.peer, sender, recipients, raw, self.refusal))
+
+
+def _uids(names: list[str]) -> frozenset[int]:
+    """uids of the accounts that exist among ``names`` (0 always)."""
+    uids = {0}
+    for name in names:
+        try:
+            uids.add(pwd.getpwnam(name).pw_uid)
+        except KeyError:
+            log.debug("no local account %r: not allowed to send commands", name)
+    return frozenset(uids)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name!r} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class OrderedWriter:

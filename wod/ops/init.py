@@ -12,6 +12,8 @@ with their help, so the file doubles as the configuration reference.
 
 from __future__ import annotations
 
+import os
+import pwd
 import secrets
 import shutil
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from wod.settings import Settings, settings_reference
+from wod.settings import ACCOUNT_NAME, Settings, settings_reference
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -32,6 +34,14 @@ HEADER = """\
 # and any setting can be overridden by the environment as WOD_<NAME> (e.g. WOD_WORKERS=8).
 # Relative paths are relative to this file.
 """
+
+
+def _invoking_user() -> list[str]:
+    """The account running this command, unless root (always allowed)."""
+    if os.geteuid() == 0:
+        return []
+    name = pwd.getpwuid(os.geteuid()).pw_name
+    return [name] if ACCOUNT_NAME.match(name) else []
 
 
 def local_values(root: Path, **ports: int) -> dict[str, Any]:
@@ -56,6 +66,8 @@ def local_values(root: Path, **ports: int) -> dict[str, Any]:
         "smtp_port": ports.get("smtp_port", 2525),
         "http_port": ports.get("http_port", 8025),
         "senders": ["wod-api@localhost"],
+        # Whoever runs a local install sends its requests (`wod send`) from this host.
+        "smtp_local_users": _invoking_user(),
         "cleaned_poll_timeout": 60.0,
         "cleaned_poll_interval": 2.0,
         # A local layout: /api may run without a token. Production: `wod install`.
