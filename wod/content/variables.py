@@ -160,13 +160,15 @@ def runtime_values(workshop: str, stdid: int) -> dict[str, str]:
 
 def layers(
     settings: Settings,
-    workshop: str,
-    stdid: int,
+    workshop: str | None,
+    stdid: int | None,
     *,
     password: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> list[Layer]:
-    """Every layer, lowest precedence first."""
+    """Every layer, lowest precedence first.  Without a workshop (``None``): the layers of
+    the install alone (no workshop, student or runtime values), as ``wod deliver`` renders
+    the scripts and Ansible files with."""
     secret = vault_password(settings)
     group = settings.inventory_group
     pub, priv = settings.ansible_dir, settings.private_ansible_dir
@@ -178,11 +180,12 @@ def layers(
             out.append(Layer(kind, str(path), values, vaulted_names(path, values)))
 
     add("group", _group_file(pub, group) if pub else None)
-    for base in (pub, priv):
-        add("workshop", base / group / f"variables_{workshop}.yml" if base else None)
-    if priv is not None:
-        add("student", student_file(settings, workshop, stdid))
-    out.append(Layer("runtime", "runtime", dict(runtime_values(workshop, stdid))))
+    if workshop is not None and stdid is not None:
+        for base in (pub, priv):
+            add("workshop", base / group / f"variables_{workshop}.yml" if base else None)
+        if priv is not None:
+            add("student", student_file(settings, workshop, stdid))
+        out.append(Layer("runtime", "runtime", dict(runtime_values(workshop, stdid))))
     if settings.variables:
         out.append(Layer("settings", "settings: variables", dict(settings.variables)))
     for base in (pub, priv):

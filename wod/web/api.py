@@ -9,6 +9,7 @@ answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes i
   ``POST /api/jobs/prune {"older_than": "90d"}``, ``GET /api/rejections[?limit=]``.
 - ``GET /api/check[?only=NAME]`` (``wod check --json``), ``POST /api/check {"fix": true}``
   (``--fix``); ``GET /api/watch[?limit=&student=]`` (``wod watch --json``).
+- ``POST /api/deliver {"dry_run", "mail"}`` (``wod deliver --json``).
 """
 
 from __future__ import annotations
@@ -89,5 +90,15 @@ def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
         from wod.ops.watch import list_actions
 
         return jsonable(list_actions(settings, limit=max(1, min(limit, 100_000)), stdid=student))
+
+    # -- operations: deliver, export, send ------------------------------------------------
+
+    @router.post("/deliver")
+    def deliver_files(
+        dry_run: bool = Body(False, embed=True), mail: bool = Body(True, embed=True)
+    ) -> dict[str, Any]:
+        from wod.ops.deliver import deliver
+
+        return jsonable(deliver(settings, dry_run=dry_run, mail=mail))
 
     return router
