@@ -238,7 +238,12 @@ def stack(
         values["workers"] = workers
     if accounts == "system":
         tag = secrets.token_hex(2)
-        values.update(account_pattern=f"w{tag}b{{n}}", uid_base=63000, gid_base=63000)
+        values.update(
+            account_pattern=f"w{tag}b{{n}}",
+            uid_base=63000,
+            gid_base=63000,
+            admin_user="root",  # an existing admin account (wod serve checks at start)
+        )
     config = init_install(base, values=values)
     _widen(base / "notebooks", WIDE, WIDE_FIRST, seats)
     settings = load_settings(config, environ={})

@@ -217,7 +217,12 @@ class Rig:
         if accounts == "system":
             tag = secrets.token_hex(2)
             ids = 70000 + 1000 * secrets.randbelow(40)
-            settings_values.update(account_pattern=f"w{tag}r{{n}}", uid_base=ids, gid_base=ids)
+            settings_values.update(
+                account_pattern=f"w{tag}r{{n}}",
+                uid_base=ids,
+                gid_base=ids,
+                admin_user="root",  # an existing admin account (wod serve checks at start)
+            )
         if ldap:
             settings_values.update(ldap)
         settings_values.update(values)
@@ -482,17 +487,25 @@ class Mail:
         return self.code == 250 and self.job is not None
 
 
-def session_plan(rig: Rig, seats: list[int], sessions: int, workshop: str = NOTEBOOK) -> list[Mail]:
+def session_plan(
+    rig: Rig,
+    seats: list[int],
+    sessions: int,
+    workshop: str = NOTEBOOK,
+    *,
+    final_cleanup: bool = False,
+) -> list[Mail]:
     """For each seat, ``sessions`` participants one after another: ``CREATE``, then the
     ``CLEANUP`` ending the session before the seat's next ``CREATE`` (the seat's last
-    participant stays active).  Mails are ordered round by round across seats."""
+    participant stays active unless ``final_cleanup``).  Mails are ordered round by round
+    across seats."""
     people = rig.participants([(s, workshop) for _ in range(sessions) for s in seats])
     mails: list[Mail] = []
     for r in range(sessions):
         for i, _ in enumerate(seats):
             p = people[r * len(seats) + i]
             mails.append(Mail(len(mails), "CREATE", p.stdid, p.customer, workshop))
-        if r < sessions - 1:
+        if r < sessions - 1 or final_cleanup:
             for i, _ in enumerate(seats):
                 p = people[r * len(seats) + i]
                 mails.append(Mail(len(mails), "CLEANUP", p.stdid, p.customer, workshop))
@@ -763,3 +776,139 @@ def drain_figures(mails: list[Mail], jobs: list[Job]) -> Drain:
         ack_ms=[(m.acked - m.dot) * 1000 for m in sent if m.acked is not None],  # type: ignore[operator]
         done_ms=done_ms,
     )
+
+
+# -- an LDAP server for the rig's accounts -----------------------------------------------
+class LdapServer:
+    """A real slapd (configured like ``tests/plugins/slapd.py``) holding an entry per
+    account of the rig; can be stopped and started again on the same port and data."""
+
+    def __init__(self, folder: Path) -> None:
+        from tests.plugins import slapd as plugin
+
+        self.plugin = plugin
+        self.folder = folder
+        (folder / "db").mkdir(parents=True)
+        plugin._write_certificates(folder)
+        self.conf = folder / "slapd.conf"
+        self.conf.write_text(plugin._config(folder))
+        self.port = get_free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def seed(self, accounts: list[str]) -> None:
+        """The base entries and one ``uid=<account>,ou=People`` entry per account."""
+        suffix = self.plugin.SUFFIX
+        entries = [
+            f"dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\n"
+            "o: wod reliability\ndc: wod\n",
+            f"dn: ou=People,{suffix}\nobjectClass: organizationalUnit\nou: People\n",
+        ]
+        entries += [
+            f"dn: uid={a},ou=People,{suffix}\nobjectClass: inetOrgPerson\n"
+            f"uid: {a}\ncn: {a}\nsn: {a}\nuserPassword: initial-{a}\n"
+            for a in accounts
+        ]
+        seed = self.folder / "seed.ldif"
+        seed.write_text("\n".join(entries))
+        subprocess.run(
+            [self.plugin.SLAPADD, "-f", self.conf, "-l", seed], check=True, capture_output=True
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "ldap_host": "127.0.0.1",
+            "ldap_port": self.port,
+            "ldap_domain": self.plugin.SUFFIX,
+            "ldap_password": self.plugin.ROOT_PASSWORD,
+            "ldap_timeout": 5.0,
+        }
+
+    def start(self) -> None:
+        log = self.folder / "slapd.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.plugin.SLAPD,
+                    "-f",
+                    self.conf,
+                    "-h",
+                    f"ldap://127.0.0.1:{self.port}/",
+                    "-d",
+                    "0",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.plugin._wait_ready(self.proc, self.port, log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc, 10)
+            self.proc = None
+
+
+# -- a JupyterHub that can be stopped and started again ----------------------------------
+class Hub:
+    """A real JupyterHub configured like ``tests/plugins/hub.py`` (same configuration
+    text), on fixed free ports and one database, so that it can go down and come back."""
+
+    def __init__(self, folder: Path) -> None:
+        from tests.plugins import hub as plugin
+
+        self.plugin = plugin
+        self.folder = folder
+        (folder / "homes").mkdir(parents=True)
+        self.port, self.hub_port, self.api_port = get_free_port(), get_free_port(), get_free_port()
+        self.token = secrets.token_hex(24)
+        self.hub_id = secrets.token_hex(8)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        plugin = self.plugin
+        chp = plugin._proxy_available()
+        if chp is None:
+            raise RuntimeError("configurable-http-proxy not installed")
+        config = self.folder / "jupyterhub_config.py"
+        config.write_text(
+            plugin.CONFIG.format(
+                port=self.port,
+                hub_port=self.hub_port,
+                proxy_api_port=self.api_port,
+                db_url=f"sqlite:///{self.folder / 'jupyterhub.sqlite'}",
+                cookie_file=str(self.folder / "cookie_secret"),
+                hub_pid=str(self.folder / "jupyterhub.pid"),
+                proxy_pid=str(self.folder / "proxy.pid"),
+                proxy_token=secrets.token_hex(24),
+                chp=str(chp),
+                users=[],
+                singleuser=str(plugin.VENV_BIN / "jupyterhub-singleuser"),
+                marker=plugin.MARKER,
+                hub_id=self.hub_id,
+                homes=str(self.folder / "homes"),
+                token=self.token,
+                slow=plugin.SLOW_USER,
+                broken=plugin.BROKEN_USER,
+            )
+        )
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([str(plugin.NODE_BIN), str(plugin.VENV_BIN), env["PATH"]])
+        env[plugin.MARKER] = self.hub_id
+        env.pop("JUPYTERHUB_API_TOKEN", None)
+        log = self.folder / "jupyterhub.log"
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [str(plugin.VENV_BIN / "jupyterhub"), "-f", str(config)],
+                cwd=self.folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        plugin._wait_ready(self.url, self.proc, log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.plugin._stop(self.proc, self.hub_id)
+            self.proc = None
