@@ -10,7 +10,6 @@ import smtplib
 import socket
 import sqlite3
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.plugins.paths import get_free_port
+from tests.plugins.system import LocalUser
 from wod.intake.smtp import IntakeThread, SmtpIntake
 from wod.queue import JobQueue
 from wod.requests import Verb
@@ -537,49 +537,28 @@ else:  # the api-db's way: all at once, hang up on the greeting
 """
 
 
-@pytest.fixture
-def local_user() -> Iterator[str]:
-    """A throwaway unprivileged account, removed afterwards."""
-    name = f"wodl{os.getpid() % 100000}"
-    subprocess.run(
-        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
-
-
-def run_as(user: str, *args: str) -> str:
+def run_as(user: LocalUser, *args: str) -> str:
     """The client above run as ``user`` (the system Python: it needs only the stdlib)."""
-    proc = subprocess.run(
-        ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", CLIENT, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd="/",
-    )
+    proc = user.run("/usr/bin/python3", "-c", CLIENT, *args, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return proc.stdout.decode().strip()
 
 
 @pytest.mark.root
 @pytest.mark.skipif(not IS_ROOT, reason="needs root (a second local account)")
 def test_an_unprivileged_local_user_cannot_send_commands(
-    listener: Listener, local_user: str
+    listener: Listener, local_user: LocalUser
 ) -> None:
     """Over loopback any local user could forge the api-db's sender; now only root,
     admin_user and smtp_local_users may send command mail from this host."""
     answer = run_as(local_user, str(listener.port), "smtplib", API_DB)
-    assert answer.startswith("554 ") and f"local user '{local_user}'" in answer
+    assert answer.startswith("554 ") and f"local user '{local_user.name}'" in answer
     raw = block("PURGE 3 9").decode().encode("unicode_escape").decode()
     assert run_as(local_user, str(listener.port), "raw", raw) == "220"
     rejections = wait_for(
         lambda: len(listener.queue.rejections()) >= 2 and listener.queue.rejections()
     )
-    assert all(f"local user '{local_user}'" in r.reason for r in rejections)
+    assert all(f"local user '{local_user.name}'" in r.reason for r in rejections)
     assert listener.queue.jobs() == []
     # Root's own mail (this test process) is accepted.
     with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
@@ -590,9 +569,9 @@ def test_an_unprivileged_local_user_cannot_send_commands(
 @pytest.mark.root
 @pytest.mark.skipif(not IS_ROOT, reason="needs root (a second local account)")
 def test_a_local_user_listed_in_smtp_local_users_may_send_commands(
-    tmp_path: Path, local_user: str
+    tmp_path: Path, local_user: LocalUser
 ) -> None:
-    running = start(tmp_path, smtp_local_users=[local_user])
+    running = start(tmp_path, smtp_local_users=[local_user.name])
     try:
         assert run_as(local_user, str(running.port), "smtplib", API_DB) == "250"
         assert [j.request.stdid for j in running.queue.jobs()] == [3]
