@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install sysdeps test test-quick demo bench lint format clean
+.PHONY: install sysdeps test test-quick demo bench reliability lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -29,6 +29,10 @@ demo: install
 
 bench: install sysdeps
 	$(BIN)/python bench/run.py
+
+# Bursts, kill -9, peers down, full disk, memory (root; ~30 min); figures in docs/reliability.md.
+reliability: install sysdeps
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BIN)/python bench/reliability.py $(RELIABILITY_ARGS)
 
 lint: install
 	$(BIN)/ruff check wod tests bench
