@@ -1,0 +1,223 @@
+"""The dashboard over HTTP on a real port: token login and its cookie, CSRF on Retry and
+Cancel, job filters and keyset pages, the OpenAPI pages off by default, every asset served
+by us, and the intake counters on /metrics.  (The browser and hub login:
+``test_dashboard_browser.py``.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.plugins.paths import SAMPLES, serve_in_thread
+from wod.queue import JobQueue
+from wod.requests import parse_fields
+from wod.settings import Settings
+from wod.web.app import create_app
+
+TOKEN = "dash-token-5f1c"
+
+
+def make_settings(tmp_path: Path, **values: Any) -> Settings:
+    base: dict[str, Any] = {
+        "state_dir": tmp_path / "state",
+        "students_dir": tmp_path / "homes",
+        "notebooks_dir": SAMPLES,
+        "accounts": "directory",
+        "hub_url": "",
+        "http_token": TOKEN,
+        "demo": True,
+        "user_min": 1,
+        "user_max": 20,
+    }
+    base.update(values)
+    return Settings(**base)
+
+
+class Site:
+    def __init__(self, url: str, queue: JobQueue, settings: Settings) -> None:
+        self.url = url
+        self.queue = queue
+        self.settings = settings
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, follow_redirects=False)
+
+    def login(self) -> tuple[httpx.Client, str]:
+        """A logged-in client and its CSRF token (read from a page, as a browser does)."""
+        client = self.client()
+        answer = client.post("/login", data={"token": TOKEN})
+        assert answer.status_code == 303, answer.text
+        page = client.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf, page.text[:500]
+        return client, csrf.group(1)
+
+    def submit(self, subject: str, workshop: str = "WKSHP-Sample101", channel: str = "http"):
+        request = parse_fields(subject, workshop, self.settings, channel=channel)
+        return self.queue.submit(request)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    settings = make_settings(tmp_path)
+    queue = JobQueue(settings.db_path)
+    with serve_in_thread(create_app(settings, queue), "dashboard") as port:
+        yield Site(f"http://127.0.0.1:{port}", queue, settings)
+
+
+def test_pages_need_a_login_and_the_token_form_sets_a_strict_httponly_cookie(site):
+    client = site.client()
+    for path in ("/", "/jobs", "/seats", "/workshops", "/rejections", "/outbox", "/jobs/1"):
+        answer = client.get(path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/login", path
+    assert client.post("/login", data={"token": "wrong"}).status_code == 403
+    assert "wod_session" not in client.cookies
+
+    answer = client.post("/login", data={"token": TOKEN})
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    for path in ("/", "/jobs", "/seats", "/workshops", "/rejections", "/outbox"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert TOKEN not in page.text
+        # every script and style sheet is ours: nothing loaded from another site
+        for ref in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+            assert not re.match(r"(https?:)?//", ref), (path, ref)
+
+
+def test_a_forged_cookie_is_not_a_session(site):
+    client = site.client()
+    client.cookies.set("wod_session", "eyJ1IjoiYWRtaW4ifQ.0000")
+    assert client.get("/").status_code == 303
+
+
+def test_cancel_and_retry_need_the_csrf_token(site):
+    broken = site.submit("CREATE 3 42 a@b.c")
+    waiting = site.submit("CREATE 4 43 a@b.c")
+    assert site.queue.claim("t").id == broken
+    site.queue.fail(broken, "stopped for the test")
+    client, csrf = site.login()
+
+    # without / with a wrong token: refused, nothing changed
+    assert client.post(f"/jobs/{waiting}/cancel").status_code == 403
+    assert client.post(f"/jobs/{waiting}/cancel", data={"csrf": "x" * 32}).status_code == 403
+    assert site.queue.job(waiting).status == "queued"
+    other, _ = site.login()  # another session's token is not this one's
+    assert other.post(f"/jobs/{waiting}/cancel", data={"csrf": csrf}).status_code == 403
+
+    answer = client.post(f"/jobs/{waiting}/cancel", data={"csrf": csrf})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/jobs/{waiting}"
+    job = site.queue.job(waiting)
+    assert job.status == "cancelled" and "admin (dashboard)" in job.reason  # kept on record
+    assert site.queue.claim("t") is None  # and never runs
+    page = client.get(f"/jobs/{waiting}").text
+    assert "cancelled" in page and 'id="cancel"' not in page and 'id="retry"' not in page
+
+    # a cancelled job cannot be cancelled again: a one-line reason, 409
+    again = client.post(f"/jobs/{waiting}/cancel", data={"csrf": csrf})
+    assert again.status_code == 409 and "only a queued job can be cancelled" in again.text
+
+    page = client.get(f"/jobs/{broken}").text
+    assert 'id="retry"' in page and "stopped for the test" in page
+    assert client.post(f"/jobs/{broken}/retry", data={"csrf": csrf}).status_code == 303
+    assert site.queue.job(broken).status == "queued"
+
+
+def test_job_list_filters_and_keyset_pages(site):
+    ids = []
+    for n in range(1, 121):
+        verb = "CREATE" if n % 3 else "CLEANUP"
+        workshop = "WKSHP-Sample101" if n % 2 else "WKSHP-Sample201"
+        email = f" user{n}@example.com" if verb == "CREATE" else ""
+        ids.append(site.submit(f"{verb} {n % 20 + 1} {1000 + n}{email}", workshop))
+    client, _ = site.login()
+
+    def listed(query: str) -> list[int]:
+        page = client.get("/jobs" + query)
+        assert page.status_code == 200, page.text[:300]
+        return [int(i) for i in re.findall(r'data-job="(\d+)"', page.text)]
+
+    first = listed("")
+    assert first == sorted(ids, reverse=True)[:50]  # newest first, one page
+    second = listed(f"?before={first[-1]}")
+    assert second == sorted(ids, reverse=True)[50:100]
+    third = listed(f"?before={second[-1]}")
+    assert third == sorted(ids, reverse=True)[100:]
+    assert 'rel="next"' not in client.get(f"/jobs?before={second[-1]}").text
+
+    cleanup = listed("?verb=cleanup&workshop=WKSHP-Sample201")
+    assert cleanup and all((n % 3 == 0 and n % 2 == 0) for n in (ids.index(i) + 1 for i in cleanup))
+    seat = listed("?seat=5")
+    assert seat == [i for i in sorted(ids, reverse=True) if (ids.index(i) + 1) % 20 + 1 == 5]
+    assert listed("?text=user77%40example") == [ids[76]]
+    assert listed("?text=100%25") == []  # % is literal text, not a wildcard
+
+    bad = client.get("/jobs?status=exploded")
+    assert bad.status_code == 400 and "status must be one of" in bad.text
+    bad = client.get("/jobs?seat=abc")
+    assert bad.status_code == 400 and "seat must be a student number" in bad.text
+
+
+def test_openapi_pages_are_off_unless_enabled(tmp_path):
+    settings = make_settings(tmp_path)
+    queue = JobQueue(settings.db_path)
+    with serve_in_thread(create_app(settings, queue), "dash") as port:
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/docs").status_code == 404
+        assert httpx.get(base + "/redoc").status_code == 404
+    on = make_settings(tmp_path, api_docs=True)
+    with serve_in_thread(create_app(on, JobQueue(on.db_path)), "dash") as port:
+        assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
+
+
+def test_hub_login_refuses_a_callback_it_did_not_start(tmp_path):
+    settings = make_settings(
+        tmp_path, hub_url="http://127.0.0.1:9", hub_token="t" * 32, dashboard_login="hub"
+    )
+    with serve_in_thread(create_app(settings, JobQueue(settings.db_path)), "dash") as port:
+        base = f"http://127.0.0.1:{port}"
+        start = httpx.get(base + "/login")
+        assert start.status_code == 303
+        target = start.headers["location"]
+        assert target.startswith("http://127.0.0.1:9/hub/api/oauth2/authorize?")
+        assert "client_id=service-wod" in target and "state=" in target
+        forged = httpx.get(base + "/oauth_callback?code=abc&state=forged")
+        assert forged.status_code == 400 and "log in again" in forged.text
+        assert "wod_session" not in forged.cookies
+
+
+def intake_lines(text: str) -> dict[str, float]:
+    return {
+        ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1])
+        for ln in text.splitlines()
+        if ln.startswith("wod_intake_requests_total")
+    }
+
+
+def test_intake_counters_on_metrics_by_channel_verb_and_reason(site):
+    site.submit("CREATE 3 42 a@b.c", channel="smtp")
+    site.submit("CREATE 4 43 a@b.c", channel="smtp")
+    site.submit("CLEANUP 3 42", channel="pipe")
+    site.queue.reject("smtp", "sender 'x@y' is not allowed")
+    site.queue.reject("http", "unknown verb 'FROB'")
+    text = httpx.get(site.url + "/metrics").text
+    lines = intake_lines(text)
+    name = "wod_intake_requests_total"
+    assert lines == {
+        f'{name}{{channel="http",outcome="rejected",reason="verb",verb="unknown"}}': 1,
+        f'{name}{{channel="pipe",outcome="accepted",reason="",verb="CLEANUP"}}': 1,
+        f'{name}{{channel="smtp",outcome="accepted",reason="",verb="CREATE"}}': 2,
+        f'{name}{{channel="smtp",outcome="rejected",reason="sender",verb="unknown"}}': 1,
+    }
+    assert "wod_queue_oldest_waiting_seconds " in text
+    # the counters survive pruning the jobs and rejections (a counter never goes down)
+    while (job := site.queue.claim("t")) is not None:
+        site.queue.complete(job.id)
+    assert site.queue.prune(before=10**12) == (3, 2)
+    assert intake_lines(httpx.get(site.url + "/metrics").text) == lines
