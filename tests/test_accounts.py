@@ -434,3 +434,61 @@ def test_ids_of_another_account_are_never_touched(tmp_path):
         for argv in made:
             subprocess.run(argv, capture_output=True)
         _remove_leftovers(settings)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_passwords_set_concurrently_beside_useradd_all_hold(tmp_path):
+    """Passwords are written to /etc/shadow in-process (SHA-512 crypt, under the
+    password-file lock): three threads setting passwords while ``useradd``/``userdel``
+    change the same files leave every password working, the file's owner and mode as they
+    were, and nothing for ``pwck`` to complain about."""
+    import threading
+
+    settings = _settings(tmp_path, "system")
+    _remove_leftovers(settings)
+    acct = make_accounts(settings)
+    shadow = Path("/etc/shadow")
+    before = shadow.stat()
+    other = "wodtx" + str(os.getpid() % 1000)
+    last: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def churn(n: int) -> None:
+        try:
+            for i in range(15):
+                last[n] = f"Pass{n}x{i}Abc"
+                acct.set_password(n, last[n])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    try:
+        for n in (1, 2, 3):
+            acct.provision(n)
+        threads = [threading.Thread(target=churn, args=(n,)) for n in (1, 2, 3)]
+        for t in threads:
+            t.start()
+        for _ in range(3):
+            subprocess.run(["useradd", "-M", other], check=True, capture_output=True)
+            subprocess.run(["userdel", other], check=True, capture_output=True)
+        for t in threads:
+            t.join(60)
+        assert not errors
+        for n in (1, 2, 3):
+            assert acct.verify_password(n, last[n])
+        line = next(x for x in shadow.read_text().splitlines() if x.startswith("wodt1:"))
+        assert line.split(":")[1].startswith("$6$")
+        after = shadow.stat()
+        assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (
+            before.st_uid,
+            before.st_gid,
+            stat.S_IMODE(before.st_mode),
+        )
+        assert not Path("/etc/shadow+").exists()
+        check = subprocess.run(["pwck", "-r", "-q"], capture_output=True, text=True)
+        assert "wodt" not in check.stdout + check.stderr
+    finally:
+        subprocess.run(["userdel", other], capture_output=True)
+        for n in (1, 2, 3):
+            acct.remove(n)
+        _remove_leftovers(settings)

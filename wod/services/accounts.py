@@ -4,8 +4,10 @@ One interface, :class:`Accounts`, and two implementations chosen by ``settings.a
 (:func:`make_accounts`):
 
 - :class:`SystemAccounts` — real Linux accounts (``student<N>`` by ``account_pattern``, uid
-  ``uid_base + N``, an own group with gid ``gid_base + N``).  Needs root.  Passwords go to
-  ``chpasswd`` on stdin, never on a command line, never to a log.
+  ``uid_base + N``, an own group with gid ``gid_base + N``).  Needs root.  A password is
+  hashed in-process (SHA-512 crypt) and written to ``/etc/shadow`` under the password-file
+  lock, as ``chpasswd -e`` would (no process per CREATE); it never reaches a command line
+  or a log.
 - :class:`DirectoryAccounts` — unprivileged: a home is a plain folder under
   ``students_dir``; the password is kept only as a salted scrypt hash in a small SQLite
   table in ``state_dir`` (one connection per thread, kept open).  Ownership is left
@@ -19,6 +21,7 @@ provision``); a request never creates one.  Every step here is idempotent: a sec
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import grp
@@ -26,18 +29,20 @@ import hmac
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wod import proc
-from wod.errors import Permanent
+from wod.errors import Permanent, Transient
 from wod.passwords import GENERATED_N, hash_password, password_matches
 from wod.settings import Settings
 from wod.values import chown_tree
@@ -141,6 +146,7 @@ class Accounts:
         self.ensure_ssh_keys(n)
         self.chown_tree(home, n)
         os.chmod(home, 0o700)
+        keep_acl_mask(home)
         return home
 
     def ensure_ssh_keys(self, n: int) -> Path:
@@ -201,6 +207,22 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         out.write(data)
 
 
+def keep_acl_mask(path: Path) -> None:
+    """Give back the ACL mask a ``chmod`` took: with an access ACL (the admin's
+    ``u:<admin>:rwx`` that ``wod check --fix`` sets on homes), ``chmod 0700`` sets the
+    mask to ``---`` and so voids every named entry.  No ACL: nothing to do."""
+    attr = "system.posix_acl_access"
+    try:
+        data = bytearray(os.getxattr(path, attr, follow_symlinks=False))
+    except OSError:
+        return
+    for offset in range(4, len(data) - 7, 8):
+        if int.from_bytes(data[offset : offset + 2], "little") == 0x10:  # ACL_MASK
+            data[offset + 2 : offset + 4] = (7).to_bytes(2, "little")
+            os.setxattr(path, attr, bytes(data), follow_symlinks=False)
+            return
+
+
 def empty_folder(folder: Path) -> None:
     """Remove everything inside ``folder`` (dot-files included) but not ``folder`` itself.
     Symbolic links are removed, never followed."""
@@ -218,31 +240,68 @@ def _boot_clock() -> tuple[float, int]:
     return uptime, os.sysconf("SC_CLK_TCK")
 
 
+def _read_proc(path: str, limit: int = 1 << 20) -> bytes | None:
+    """The bytes of a small ``/proc`` file (None when the process is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _status_uids(status: bytes) -> tuple[int, int] | None:
+    """(real, effective) uid from a ``/proc/<pid>/status`` text."""
+    start = status.find(b"\nUid:")
+    if start < 0:
+        return None
+    end = status.find(b"\n", start + 5)
+    fields = status[start + 5 : end if end > 0 else None].split()
+    return (int(fields[0]), int(fields[1])) if len(fields) >= 2 else None
+
+
 def list_processes(uid: int) -> list[Process]:
-    """Live (non-zombie) processes whose real or effective uid is ``uid``."""
-    uptime, ticks = _boot_clock()
+    """Live (non-zombie) processes whose real or effective uid is ``uid``.
+
+    One read of ``/proc/<pid>/status`` per process decides; ``stat`` and ``cmdline`` are
+    read only for the matches (the scan runs at every CREATE and CLEANUP)."""
+    clock: tuple[float, int] | None = None
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        base = Path("/proc", entry)
-        try:
-            status = (base / "status").read_text()
-            stat = (base / "stat").read_text()
-            cmdline = (base / "cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uids = fields.get("Uid", "").split()
-        if len(uids) < 2 or uid not in (int(uids[0]), int(uids[1])):
-            continue
-        # stat: "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if rest[0] == "Z":
-            continue
-        started = int(rest[19]) / ticks
-        text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace").strip()
-        found.append(Process(int(entry), uid, max(0.0, uptime - started), text))
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            pid = entry.name
+            if not pid.isdigit():
+                continue
+            status = _read_proc(f"/proc/{pid}/status", 8192)
+            uids = _status_uids(status) if status else None
+            if uids is None or uid not in uids:
+                continue
+            line = _read_proc(f"/proc/{pid}/stat", 8192)
+            cmdline = _read_proc(f"/proc/{pid}/cmdline")
+            if not line or cmdline is None:
+                continue
+            # stat: "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
+            rest = line[line.rfind(b")") + 2 :].split()
+            if rest[0] == b"Z":
+                continue
+            if clock is None:
+                clock = _boot_clock()
+            uptime, ticks = clock
+            started = int(rest[19]) / ticks
+            text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            found.append(Process(int(pid), uid, max(0.0, uptime - started), text))
     return found
 
 
@@ -269,28 +328,99 @@ def kill_and_wait(processes: list[Process], uid: int, timeout: float = 5.0) -> i
 # -- real Linux accounts -----------------------------------------------------------------
 _libcrypt: ctypes.CDLL | None = None
 _crypt_lock = threading.Lock()  # crypt(3) returns a static buffer
+_shadow_lock = threading.Lock()  # lckpwdf(3) is per process: threads queue here first
+SHADOW = Path("/etc/shadow")
+SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def crypt_matches(password: str, hashed: str) -> bool:
-    """Check ``password`` against a crypt(3) hash from /etc/shadow (yescrypt, sha512…)."""
+def _crypt(password: str, setting: str) -> bytes | None:
     global _libcrypt
-    if not hashed or hashed[0] in "!*":
-        return False
     if _libcrypt is None:
         found = ctypes.util.find_library("crypt")
         if not found:
-            raise Permanent("libcrypt not found: cannot verify system passwords")
+            raise Permanent("libcrypt not found: cannot hash or verify system passwords")
         lib = ctypes.CDLL(found)
         lib.crypt.restype = ctypes.c_char_p
         lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
         _libcrypt = lib
     with _crypt_lock:
-        result = _libcrypt.crypt(password.encode(), hashed.encode())
+        return _libcrypt.crypt(password.encode(), setting.encode())
+
+
+def crypt_matches(password: str, hashed: str) -> bool:
+    """Check ``password`` against a crypt(3) hash from /etc/shadow (yescrypt, sha512…)."""
+    if not hashed or hashed[0] in "!*":
+        return False
+    result = _crypt(password, hashed)
     return result is not None and hmac.compare_digest(result, hashed.encode())
 
 
+def sha512_crypt(password: str) -> str:
+    """``$6$`` (SHA-512 crypt, 5000 rounds, 16-character random salt) hash of ``password``.
+
+    Why not the host's default (yescrypt, ~50 ms of CPU each): a slow hash protects
+    passwords people choose; these are ``password_length`` characters from a CSPRNG (71 bits
+    at the default 12), and the api-db keeps the same password to mail it.  SHA-512 crypt
+    (what ``chpasswd -c SHA512`` writes) costs ~3 ms."""
+    salt = "".join(secrets.choice(SALT_CHARS) for _ in range(16))
+    result = _crypt(password, f"$6${salt}$")
+    if result is None or not result.startswith(b"$6$"):
+        raise Permanent("crypt(3) could not hash a password with SHA-512")
+    return result.decode()
+
+
+@contextlib.contextmanager
+def _shadow_locked() -> Iterator[None]:
+    """The lock every shadow tool takes (``lckpwdf``: useradd, chpasswd, passwd…)."""
+    with _shadow_lock:
+        libc = ctypes.CDLL(None)
+        if libc.lckpwdf() != 0:
+            raise Transient("the password files are locked by another tool (lckpwdf)")
+        try:
+            yield
+        finally:
+            libc.ulckpwdf()
+
+
+def set_shadow_hash(name: str, hashed: str, shadow: Path = SHADOW) -> None:
+    """Put ``hashed`` as ``name``'s password in ``shadow`` (and today as the date of the
+    last change), as ``chpasswd -e`` does: under the password-file lock, a new file with the
+    same owner and mode, flushed to disk, renamed over the old one."""
+    if ":" in hashed or "\n" in hashed:
+        raise Permanent("not a crypt(3) hash")
+    with _shadow_locked():
+        lines = shadow.read_bytes().split(b"\n")
+        key = name.encode()
+        for i, line in enumerate(lines):
+            fields = line.split(b":")
+            if fields[0] == key and len(fields) >= 3:
+                fields[1] = hashed.encode()
+                fields[2] = str(int(time.time() // 86400)).encode()
+                lines[i] = b":".join(fields)
+                break
+        else:
+            raise Permanent(f"account {name} has no entry in {shadow}")
+        info = shadow.stat()
+        new = shadow.with_name(shadow.name + "+")
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchown(fd, info.st_uid, info.st_gid)
+            os.fchmod(fd, stat.S_IMODE(info.st_mode))
+            data = b"\n".join(lines)
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            new.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(new, shadow)
+
+
 class SystemAccounts(Accounts):
-    """Real Linux accounts managed with useradd/groupadd/chpasswd (root only)."""
+    """Real Linux accounts managed with useradd/groupadd (root only); passwords set in
+    ``/etc/shadow`` by :func:`set_shadow_hash`."""
 
     kind = "system"
 
@@ -386,7 +516,10 @@ class SystemAccounts(Accounts):
             raise Permanent(
                 f"account {name} missing (accounts are created at install: wod accounts provision)"
             )
-        proc.run(["chpasswd"], input=f"{name}:{password}\n".encode(), what="chpasswd")
+        try:
+            set_shadow_hash(name, sha512_crypt(password))
+        except OSError as exc:
+            raise Permanent(f"cannot set the password of {name}: {exc}") from None
 
     def verify_password(self, n: int, password: str) -> bool:
         name = self.name(n)
