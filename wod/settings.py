@@ -361,6 +361,10 @@ class Settings(BaseModel):
     monitor: str | None = setting(
         None, "Address mailed when a daily check or delivery fails.", "WODMONITOR"
     )
+    export_chromium: Path = setting(
+        Path("/usr/bin/chromium"),
+        "Chromium that prints notebooks to PDF for wod export (Debian's package).",
+    )
 
     # -- abuse watcher (runs inside wod serve) ------------------------------------------
     watch_enabled: bool = setting(

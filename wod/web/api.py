@@ -10,6 +10,7 @@ answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes i
 - ``GET /api/check[?only=NAME]`` (``wod check --json``), ``POST /api/check {"fix": true}``
   (``--fix``); ``GET /api/watch[?limit=&student=]`` (``wod watch --json``).
 - ``POST /api/deliver {"dry_run", "mail"}`` (``wod deliver --json``).
+- ``POST /api/export {"workshop", "students", "format", "into"}`` (``wod export --json``).
 """
 
 from __future__ import annotations
@@ -100,5 +101,19 @@ def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
         from wod.ops.deliver import deliver
 
         return jsonable(deliver(settings, dry_run=dry_run, mail=mail))
+
+    @router.post("/export")
+    def export_notebooks(
+        workshop: str = Body(..., embed=True),
+        students: str = Body(..., embed=True),
+        format: str = Body(..., embed=True),
+        into: str | None = Body(None, embed=True),
+    ) -> dict[str, Any]:
+        from pathlib import Path
+
+        from wod.ops.export import export
+
+        target = Path(into) if into else None
+        return jsonable(export(settings, workshop, format, students=students, into=target))
 
     return router
