@@ -144,6 +144,12 @@ def test_accounts_acls_and_modes_are_checked_and_repaired_for_real(install_facto
     code, found = check(inst, *names)
     assert code == 0 and {c["status"] for c in found.values()} == {"ok"}
 
+    # A wiped home (every CREATE and CLEANUP) keeps a working admin ACL.
+    wiped = wod(inst, "accounts", "wipe", "4")
+    assert wiped.returncode == 0, wiped.stderr
+    code, found = check(inst, "home-acl")
+    assert code == 0, found
+
 
 def test_peers_apidb_and_an_admin_private_check(install_factory, registry):
     inst = install_factory()
