@@ -26,6 +26,20 @@ if [ -n "$need" ]; then
     pkill -x slapd 2>/dev/null || true
 fi
 
+# Postfix (the mail path as upstream deploys it): installed unconfigured and not started;
+# the tests run their own instance (postfix -c DIR) on a free port.
+if [ ! -x /usr/sbin/postfix ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing system package: postfix (run as root, or install it)" >&2
+        exit 1
+    fi
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null
+    }
+fi
+
 if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then
     if ! command -v npm >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null

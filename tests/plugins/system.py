@@ -10,7 +10,7 @@ import os
 import pwd
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,22 +42,34 @@ class LocalUser:
 
 
 @pytest.fixture
-def local_user() -> Iterator[LocalUser]:
+def local_user_factory() -> Iterator[Callable[..., LocalUser]]:
+    """``make(home=None)``: a throwaway account; with ``home``, that folder is created
+    and owned by it (Postfix delivers from the home folder)."""
     if os.geteuid() != 0:
         pytest.skip("needs root: creates a real local account")
-    name = f"wodt{secrets.token_hex(3)}"
-    uid = 63000 + secrets.randbelow(900)
-    subprocess.run(
-        ["useradd", "-M", "-U", "-u", str(uid), "-s", "/usr/sbin/nologin", name],
-        check=True,
-        capture_output=True,
-    )
-    gid = pwd.getpwnam(name).pw_gid
+    made: list[str] = []
+
+    def make(home: Path | None = None) -> LocalUser:
+        name = f"wodt{secrets.token_hex(3)}"
+        uid = 63000 + secrets.randbelow(900)
+        argv = ["useradd", "-U", "-u", str(uid), "-s", "/bin/sh"]
+        argv += ["-m", "-d", str(home)] if home is not None else ["-M"]
+        subprocess.run([*argv, name], check=True, capture_output=True)
+        made.append(name)
+        return LocalUser(name, uid, pwd.getpwnam(name).pw_gid)
+
     try:
-        yield LocalUser(name, uid, gid)
+        yield make
     finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
-        subprocess.run(["groupdel", name], check=False, capture_output=True)  # if kept
+        for name in made:
+            subprocess.run(["userdel", name], check=False, capture_output=True)
+            subprocess.run(["groupdel", name], check=False, capture_output=True)  # if kept
+
+
+@pytest.fixture
+def local_user(local_user_factory: Callable[..., LocalUser]) -> LocalUser:
+    """A throwaway unprivileged account without a home."""
+    return local_user_factory()
 
 
 def open_path_to(path: Path) -> list[tuple[Path, int]]:
