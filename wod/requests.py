@@ -212,7 +212,7 @@ def _bare_address(value: str) -> str:
 
 def workshop_line(body: str) -> str:
     """The first non-empty line of ``body``, stripped."""
-    for line in body.splitlines():
+    for line in body.split("\n"):  # LF ends a line; a bare CR does not (nor U+2028...)
         if line.strip():
             return line.strip()
     return ""
@@ -293,7 +293,10 @@ def _split(raw: bytes) -> tuple[dict[str, str], bytes, bool]:
     Tolerates the api-db's layout: the body may start right after the last header line
     when that line is not a header (``WKSHP-API101`` has no colon).
     """
-    lines = raw.splitlines(keepends=True)
+    # Lines end at LF (CRLF included); a bare CR is part of its line, so that
+    # "Subject: CLEANUP 1 2<CR>WKSHP-X" is one (bad) Subject, as most mail readers see it.
+    lines = raw.split(b"\n")
+    lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     headers: list[bytes] = []
     index = 0
     separated = False
@@ -358,7 +361,7 @@ def _mime_body(raw: bytes) -> str:
 
 def _body_text(body: bytes) -> str:
     """The body as text: only its first non-empty line must be UTF-8 (encoding policy)."""
-    for line in body.splitlines():
+    for line in body.split(b"\n"):
         if line.strip():
             return _decode(line, "the workshop line")
     return ""
