@@ -562,10 +562,19 @@ def send_burst(
 ) -> float:
     """Send ``mails`` over ``connections`` concurrent SMTP sessions (released together).
     Each connection sends its share in plan order; the shares are a seeded random split,
-    so one seat's mails travel on different connections.  Returns the monotonic start."""
+    so one seat's mails travel on different connections.  As the api-db does, a seat's mail
+    leaves only once the seat's previous mail was answered (a participant's CLEANUP after
+    their CREATE, the next participant's CREATE after that CLEANUP); different seats go
+    concurrently.  Returns the monotonic start."""
     shares: list[list[Mail]] = [[] for _ in range(connections)]
     rnd = random.Random(seed)
+    answered = {m.n: threading.Event() for m in mails}
+    previous: dict[int, int] = {}
+    last_of_seat: dict[int, int] = {}
     for mail in mails:
+        if mail.stdid in last_of_seat:
+            previous[mail.n] = last_of_seat[mail.stdid]
+        last_of_seat[mail.stdid] = mail.n
         shares[rnd.randrange(connections)].append(mail)
     gate = threading.Barrier(connections + 1)
     deadline = time.monotonic() + timeout
@@ -574,6 +583,8 @@ def send_burst(
         gate.wait(60)
         smtp: smtplib.SMTP | None = None
         for mail in share:
+            if mail.n in previous:
+                answered[previous[mail.n]].wait(max(deadline - time.monotonic(), 0.0))
             try:
                 if smtp is None:
                     smtp = _connect(rig, deadline)
@@ -583,6 +594,8 @@ def send_burst(
                 with contextlib.suppress(Exception):
                     smtp.close()  # type: ignore[union-attr]
                 smtp = None
+            finally:
+                answered[mail.n].set()
         if smtp is not None:
             with contextlib.suppress(Exception):
                 smtp.quit()
