@@ -270,3 +270,43 @@ def test_check_over_http_is_the_same_report(install_factory, backend_factory, fr
     assert reach["status"] == "ok" and f":{backend.server.smtp_port} greets: 220" in reach["detail"]
     bad = httpx.get(url, params={"only": "nonsense"}, timeout=30)
     assert bad.status_code == 400 and "unknown check(s): nonsense" in bad.json()["error"]
+
+
+def test_seats_the_api_db_and_we_disagree_on(backend):
+    from wod.registry.models import Customer
+
+    a, s1 = backend.customer("WKSHP-Sample101", email="a@example.com")
+    b, s2 = backend.customer("WKSHP-Sample101", email="b@example.com")
+    for cust, n in ((a, s1), (b, s2)):
+        job = backend.run(f"CREATE {n} {cust['id']} x@example.com", "WKSHP-Sample101")
+        assert job.status == "done"
+    code, found = check(backend.install, "seats-vs-apidb")
+    assert code == 0 and found["seats-vs-apidb"]["detail"] == "8 seat(s) agree with the api-db"
+
+    # The api-db ended b's session, but its CLEANUP never reached us.
+    backend.install.registry.set_fields(Customer, b["id"], active=False, cleaned=True)
+    code, found = check(backend.install, "seats-vs-apidb")
+    assert code == 1
+    assert found["seats-vs-apidb"]["detail"] == (
+        f"seat {s2}: customer {b['id']} ended (cleaned) but no CLEANUP reached us"
+    )
+
+
+def test_postfix_in_front_must_hand_mail_to_wod_intake(install_factory, tmp_path):
+    inst = install_factory()
+    root = tmp_path / "host"
+    (root / "etc/postfix").mkdir(parents=True)
+    main_cf = root / "etc/postfix/main.cf"
+    main_cf.write_text("myhostname = wod.example.com\ninet_interfaces = all\n")
+    code, found = check(inst, "mail-intake", root=root)
+    assert code == 2
+    assert found["mail-intake"]["detail"] == (
+        "Postfix: mailbox_command does not run `wod intake`, mydestination unset"
+    )
+    main_cf.write_text(
+        "myhostname = wod.example.com\ninet_interfaces = all\n"
+        "mydestination = $myhostname, localhost\n"
+        "mailbox_command = /opt/wod/bin/wod -c /etc/wod/wod.yml\n    intake\n"
+    )
+    code, found = check(inst, "mail-intake", root=root)
+    assert found["mail-intake"]["status"] == "ok", found

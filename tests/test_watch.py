@@ -283,3 +283,43 @@ def test_wod_serve_runs_the_watcher_and_lists_its_actions_by_cli_and_http(
         assert httpx.get(url, params={"student": 5}, timeout=10).json() == []
     finally:
         s.stop()
+
+
+def test_repeated_kills_in_a_session_purge_the_seat(install_factory, programs):
+    inst = install_factory(
+        accounts="system",
+        **{
+            **WATCH,
+            "watch_throttle_after": 0,
+            "watch_notify_after": 0,
+            "watch_kill_after": 0,
+            "watch_purge_after_kills": 2,
+        },
+    )
+    settings, queue = inst.settings, JobQueue(inst.settings.db_path)
+    create = parse_fields("CREATE 3 81 b@example.com", "WKSHP-Sample101", settings, channel="http")
+    job_id = queue.submit(create)
+    queue.claim("t")
+    queue.complete(job_id)
+    seat = Seat(inst, 3, programs)
+    watcher = Watcher(settings, queue, clock=Clock())
+    try:
+        for round_ in (1, 2):
+            burner = seat.run(f"burner{round_}", BURN)
+            started(burner)
+            watcher.scan()
+            burn_a_while(burner.pid)
+            done = watcher.scan()
+            assert ("kill", "cpu") in actions_of(done, burner.pid)
+            assert killed(burner)
+            purges = [a for a in done if a.action == "purge"]
+            assert len(purges) == (round_ == 2)  # the second kill of the session
+        jobs = queue.jobs(limit=10)
+        assert (jobs[0].verb, jobs[0].request.customer, jobs[0].request.channel) == (
+            "PURGE",
+            81,
+            "watch",
+        )
+        assert "2 kill(s) this session" in purges[0].detail
+    finally:
+        seat.stop()
