@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.plugins.paths import get_free_port
+from wod.registry.models import Customer
 from wod.services.hooks import Hooks
 
 WORKSHOP = "WKSHP-Sample101"
@@ -92,7 +93,9 @@ def test_create_after_a_failed_create_or_for_another_customer_redeploys(backend)
     first = backend.run(f"CREATE {stdid} {cust['id']} alice@example.com", WORKSHOP)
     assert first.status == "done"
     (backend.install.home(stdid) / "leftover.txt").write_text("from the first participant")
-    # The seat is given to someone else (a new customer): a full CREATE, home wiped.
+    # The first participant's session ended (the api-db no longer has them active) and
+    # the seat is given to someone else (a new customer): a full CREATE, home wiped.
+    backend.install.registry.set_fields(Customer, cust["id"], active=False)
     other = backend.install.registry.create_customer(WORKSHOP, email="bob@example.com")
     second = backend.run(f"CREATE {stdid} {other['id']} bob@example.com", WORKSHOP)
     assert second.status == "done", (second.reason, second.output)

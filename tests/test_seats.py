@@ -9,6 +9,7 @@ import sys
 
 from tests.plugins.lifecycle import write_hook
 from tests.plugins.paths import ROOT
+from wod.registry.models import Customer
 
 S101 = "WKSHP-Sample101"  # reset: false
 S201 = "WKSHP-Sample201"  # reset: true
@@ -57,7 +58,7 @@ def test_seats_shows_each_seat_state_and_last_job(backend):
     assert (table[1]["workshop"], table[1]["customer"]) == (S101, a["id"])
     assert table[1]["last_job"]["id"] == jobs[0].id
     assert table[2]["state"] == "cleaned"
-    assert table[2]["last_job"] == {
+    assert {k: table[2]["last_job"][k] for k in ("id", "verb", "status", "reason", "finished")} == {
         "id": jobs[2].id,
         "verb": "CLEANUP",
         "status": "done",
@@ -87,3 +88,51 @@ def test_seats_shows_each_seat_state_and_last_job(backend):
     assert f"#{jobs[6].id} RESET done" in rows[4]
     assert f"#{jobs[7].id} CREATE failed" in rows[5] and "deployment failed" in rows[5]
     assert rows[6].rstrip().endswith("-")
+
+
+def test_a_create_for_a_seat_another_active_participant_holds_is_refused(backend):
+    """The api-db hands one seat to two simultaneous registrations: the second CREATE must
+    not wipe the first participant's live session; once the api-db says the first one is
+    gone, the seat is prepared for the second as usual."""
+    reg = backend.install.registry
+    first, stdid = backend.customer(S101, email="first@example.com")
+    second, _ = backend.customer(S101, email="second@example.com")
+    job = backend.run(f"CREATE {stdid} {first['id']} first@example.com", S101)
+    assert job.status == "done", job.reason
+    assert reg.customer(first["id"])["active"] is True
+    home = backend.install.home(stdid)
+    (home / S101 / "my-work.txt").write_text("first participant's work")
+    password = backend.student(stdid)["password"]
+
+    refused = backend.run(f"CREATE {stdid} {second['id']} second@example.com", S101)
+
+    assert refused.status == "failed"
+    assert refused.reason == (
+        f"seat {stdid} is busy: customer {first['id']} is still active there (never cleaned); "
+        f"refused CREATE for customer {second['id']}"
+    )
+    assert refused.attempts == 1  # refused, not retried
+    # The first participant's session is untouched: files, password.
+    assert (home / S101 / "my-work.txt").read_text() == "first participant's work"
+    assert backend.student(stdid)["password"] == password
+    assert backend.install.accounts.verify_password(stdid, password)
+    rows = {row["stdid"]: row for row in json.loads(wod(backend.install, "seats", "--json"))}
+    seat = rows[stdid]
+    assert seat["state"] == f"busy: refused CREATE for customer {second['id']}"
+    assert (seat["workshop"], seat["customer"]) == (S101, first["id"])
+    assert seat["last_job"]["id"] == refused.id
+    text = wod(backend.install, "seats")
+    assert f"busy: refused CREATE for customer {second['id']}" in text
+
+    # The api-db now says the first participant is gone: the CREATE goes on as today.
+    reg.set_fields(Customer, first["id"], active=False)
+    job = backend.run(f"CREATE {stdid} {second['id']} second@example.com", S101)
+    assert job.status == "done", job.reason
+    seat_step = next(s for s in job.steps if s.name == "seat")
+    assert (
+        seat_step.output == f"previous customer {first['id']} is no longer active: seat taken over"
+    )
+    assert not (home / S101 / "my-work.txt").exists()
+    assert backend.install.accounts.verify_password(stdid, backend.student(stdid)["password"])
+    rows = {row["stdid"]: row for row in json.loads(wod(backend.install, "seats", "--json"))}
+    assert rows[stdid]["state"] == "in use" and rows[stdid]["customer"] == second["id"]

@@ -757,6 +757,27 @@ class JobQueue:
             for r in self._conn().execute("SELECT * FROM processes ORDER BY id")
         ]
 
+    def seat_customer(self, job_id: int) -> int | None:
+        """The customer whose session this job's student holds, as the earlier jobs left
+        it: the customer of the last CREATE that prepared the seat (done, or failed after
+        changing it), unless a CLEANUP, RESET or PURGE finished after it; None when the
+        seat is free or the job has no single known student."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT e.verb, e.customer FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
+                f" AND {_overlap('j', 'e')} AND (e.status = 'done' OR (e.verb = 'CREATE'"
+                "  AND e.status = 'failed' AND EXISTS (SELECT 1 FROM steps s WHERE"
+                "  s.job_id = e.id AND s.name NOT IN ('recover-student', 'workshop', 'seat'))))"
+                " ORDER BY e.id DESC LIMIT 1",
+                (job_id,),
+            )
+            .fetchone()
+        )
+        if row is None or row["verb"] != "CREATE":
+            return None
+        return int(row["customer"])
+
     def prune(self, before: float) -> tuple[int, int]:
         """Forget finished jobs (with their steps) and rejections older than ``before``
         (a ``time.time()`` value); queued and running jobs are always kept.  Returns

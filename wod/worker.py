@@ -150,6 +150,10 @@ class JobContext:
         if self.queue.earlier_unfinished(self.job.id):
             raise Wait(f"waiting for an earlier job of student {stdid}", delay=0.0)
 
+    def seat_customer(self) -> int | None:
+        """The customer whose session the job's student holds, per the earlier jobs."""
+        return self.queue.seat_customer(self.job.id)
+
     @property
     def output(self) -> str:
         """Text logged outside any step (kept as the job's output)."""

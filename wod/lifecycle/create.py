@@ -52,6 +52,11 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         steps.check_seats(svc, request, workshop)
         ctx.log(f"{workshop.notebook} (id {workshop.id}) for {account}")
 
+    holder = ctx.seat_customer()
+    if holder is not None and holder != request.customer:
+        with ctx.step("seat"):  # one seat, two live participants: never wipe the first
+            ctx.log(steps.ensure_seat_free(svc, request, holder) or "")
+
     password = steps.new_password(s.password_length)
     with ctx.step("password"):
         steps.set_password(svc, request, workshop, stdid, password)

@@ -198,6 +198,26 @@ def duplicate_of(svc: Services, job: Any, request: Request) -> int | None:
     return None
 
 
+def ensure_seat_free(svc: Services, request: Request, holder: int | None) -> str | None:
+    """Before a CREATE replaces the session of another customer (``holder``, who was never
+    cleaned), ask the api-db whether that customer is still active: the api-db hands one
+    seat to simultaneous registrations.  Still active -> :class:`Rejected` (the seat is
+    busy, nothing changes); gone (not active, cleaned, or unknown) -> a note, and the
+    CREATE goes on."""
+    if holder is None or holder == request.customer:
+        return None
+    try:
+        record = svc.apidb.customer(holder)
+    except Permanent:
+        return f"previous customer {holder} is unknown to the api-db: seat taken over"
+    if truthy(record.get("active")) and not truthy(record.get("cleaned")):
+        raise Rejected(
+            f"seat {request.stdid} is busy: customer {holder} is still active there "
+            f"(never cleaned); refused CREATE for customer {request.customer}"
+        )
+    return f"previous customer {holder} is no longer active: seat taken over"
+
+
 def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     """Bounded fallback before RESET/PURGE (SPEC 3.5).
 

@@ -53,7 +53,14 @@ class Seat:
 
 
 #: Steps that only check a request (nothing on the seat changes while they run).
-CHECK_STEPS = frozenset({"recover-student", "workshop"})
+CHECK_STEPS = frozenset({"recover-student", "workshop", "seat"})
+#: The CREATE step that refuses a seat another customer still uses (the seat is busy).
+BUSY_STEP = "seat"
+
+
+def refused_busy(job: Job) -> bool:
+    """A CREATE refused because the seat's current participant is still active."""
+    return any(step.name == BUSY_STEP and step.status == "failed" for step in job.steps)
 
 
 def changed_seat(job: Job) -> bool:
@@ -68,6 +75,9 @@ def _apply(seat: Seat, job: Job) -> None:
     if job.status in ("queued", "running"):
         seat.state = f"{verb.lower()} pending"
         seat.workshop, seat.customer = job.request.workshop, job.request.customer
+    elif verb == "CREATE" and not ok and refused_busy(job):
+        # Another participant is still active there: the seat and its session are theirs.
+        seat.state = f"busy: refused CREATE for customer {job.request.customer}"
     elif verb == "CREATE" and not ok and not changed_seat(job):
         pass  # refused before touching the seat: it is as the previous job left it
     elif verb == "CREATE":
