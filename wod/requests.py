@@ -196,7 +196,7 @@ def check_sender(sender: str | None, settings: Settings) -> None:
     allowed = {s.strip().lower() for s in settings.senders if s.strip()}
     if not allowed:
         return
-    if not sender:
+    if not sender or not _bare_address(sender):  # also "<>", the null sender
         raise Rejected("no sender address: only mail from the configured sender is accepted")
     if _bare_address(sender).lower() not in allowed:
         raise Rejected(f"sender {_show(_bare_address(sender))} is not allowed")
