@@ -220,7 +220,7 @@ class Server:
             from wod.ops.watch import start_watcher  # the abuse watcher (watch_* settings)
 
             watcher = self.watcher = start_watcher(self.settings, self.queue)
-            if self.smtp:
+            if self.smtp and self.settings.smtp_listener:
                 from wod.intake.smtp import SmtpIntake
 
                 smtp = SmtpIntake(self.settings, self.queue)

@@ -208,6 +208,11 @@ class Settings(BaseModel):
     )
 
     # -- mail intake ------------------------------------------------------------------
+    smtp_listener: bool = setting(
+        True,
+        "Run the built-in SMTP listener; off when Postfix receives the mail and hands it over "
+        "through intake_socket (wod install --mail postfix).",
+    )
     smtp_host: str = setting("127.0.0.1", "Address the SMTP listener binds to.", min_length=1)
     smtp_port: int = setting(25, "Port of the SMTP listener.", "WODPOSTPORT", **PORT)
     senders: list[str] = setting(

@@ -1,0 +1,177 @@
+"""``wod install`` as root into a temporary root prefix: settings, folders, real accounts
+(test-only names and ids), systemd units, the Postfix intake, the hub snippet, ``wod
+check``; a second run changes nothing; ``--dry-run`` changes nothing either."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.paths import ROOT
+from wod.settings import load_settings
+
+WOD = [sys.executable, "-c", "from wod.cli import main; main()"]
+SENDER = "wod-api@apidb.example.com"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: creates accounts")
+
+
+class Names:
+    """Test-only account names and ids, removed afterwards."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(2)
+        self.admin = f"wia{tag}"
+        self.pattern = f"wi{tag}s{{n}}"
+        self.base = 64000 + 10 * secrets.randbelow(50)
+
+    def flags(self) -> list[str]:
+        return [
+            "--admin-user",
+            self.admin,
+            "--account-pattern",
+            self.pattern,
+            "--uid-base",
+            str(self.base),
+            "--gid-base",
+            str(self.base),
+            "--user-min",
+            "1",
+            "--user-max",
+            "2",
+            "--sender",
+            SENDER,
+            "--hub-url",
+            "http://127.0.0.1:9",
+        ]
+
+    def remove(self) -> None:
+        for n in (1, 2):
+            name = self.pattern.replace("{n}", str(n))
+            subprocess.run(["userdel", name], capture_output=True, check=False)
+            subprocess.run(["groupdel", name], capture_output=True, check=False)
+        subprocess.run(["userdel", self.admin], capture_output=True, check=False)
+        subprocess.run(["groupdel", self.admin], capture_output=True, check=False)
+
+
+@pytest.fixture
+def names() -> Iterator[Names]:
+    made = Names()
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+def wod_install(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*WOD, "install", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, names: Names):
+    root = tmp_path / "root"
+    first = wod_install("--root", str(root), "--mail", "smtp", *names.flags())
+    assert first.returncode == 0, first.stderr + first.stdout
+    out = first.stdout
+    assert "done: write " + str(root / "etc/wod/wod.yml") in out
+    assert f"done: create the admin account {names.admin}" in out
+    assert "wod check:" in out and "next:" in out
+
+    config = root / "etc/wod/wod.yml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600 and config.stat().st_uid == 0
+    settings = load_settings(config, environ={})
+    assert settings.demo is False and settings.accounts == "system"
+    assert len(settings.http_token) >= 32 and len(settings.hub_token) == 64
+    assert settings.senders == [SENDER]
+    assert settings.students_dir == root / "student"
+    assert settings.state_dir == root / "var/lib/wod"
+    assert stat.S_IMODE(settings.state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(settings.students_dir.stat().st_mode) == 0o711
+    assert settings.smtp_listener is True
+
+    admin = pwd.getpwnam(names.admin)
+    assert settings.students_dir.stat().st_uid == admin.pw_uid
+    for n in (1, 2):
+        entry = pwd.getpwnam(settings.account(n))
+        assert entry.pw_uid == names.base + n
+        assert grp.getgrgid(entry.pw_gid).gr_gid == names.base + n
+        assert Path(entry.pw_dir) == settings.home(n) and settings.home(n).is_dir()
+
+    units = root / "etc/systemd/system"
+    backend = (units / "wod-backend.service").read_text()
+    assert "Type=notify" in backend and "UMask=0077" in backend
+    assert "Environment=WOD_CONFIG=/etc/wod/wod.yml" in backend
+    assert f"ExecStart={Path(sys.executable).parent / 'wod'} serve" in backend
+    for timer in ("wod-check", "wod-deliver", "wod-prune", "wod-kill-stale"):
+        assert (units / f"{timer}.timer").is_file() and (units / f"{timer}.service").is_file()
+
+    snippet = root / "etc/wod/jupyterhub_service.py"
+    assert settings.hub_token in snippet.read_text()
+    assert stat.S_IMODE(snippet.stat().st_mode) == 0o600
+    assert settings.http_token not in out and settings.hub_token not in out
+
+    second = wod_install("--root", str(root), "--mail", "smtp", *names.flags())
+    assert second.returncode == 0, second.stderr
+    assert "no changes" in second.stdout
+    assert "done:" not in second.stdout
+    again = load_settings(config, environ={})
+    assert again.http_token == settings.http_token  # secrets kept
+
+
+def test_dry_run_shows_each_change_and_makes_none(tmp_path: Path, names: Names):
+    root = tmp_path / "root"
+    done = wod_install("--root", str(root), "--mail", "smtp", "--dry-run", *names.flags())
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("would: ")]
+    assert any("etc/wod/wod.yml" in line for line in lines)
+    assert any(names.admin in line for line in lines)
+    assert any("seat account(s)" in line for line in lines)
+    assert sum("install " in line and "/etc/systemd/system/" in line for line in lines) == 9
+    assert not root.exists()  # nothing written
+    with pytest.raises(KeyError):
+        pwd.getpwnam(names.admin)
+
+
+def test_install_refuses_without_a_sender(tmp_path: Path):
+    done = wod_install("--root", str(tmp_path / "r"), "--mail", "smtp", "--no-check")
+    assert done.returncode == 1
+    assert "--sender" in done.stderr and not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not shutil.which("postconf"), reason="Postfix not installed")
+def test_install_connects_postfix_to_the_intake_socket(tmp_path: Path, names: Names):
+    root = tmp_path / "root"
+    postfix = root / "etc/postfix"
+    postfix.mkdir(parents=True)
+    (postfix / "main.cf").write_text("myhostname = backend.example.com\n")
+    shutil.copy("/etc/postfix/master.cf", postfix / "master.cf")
+    first = wod_install("--root", str(root), "--no-check", *names.flags())
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "mail intake: postfix" in first.stdout
+    settings = load_settings(root / "etc/wod/wod.yml", environ={})
+    assert settings.smtp_listener is False
+    assert settings.intake_socket == root / "run/wod/intake.sock"
+    assert settings.intake_group == names.admin  # the mailbox user's group
+    command = subprocess.run(
+        ["postconf", "-c", str(postfix), "-h", "mailbox_command"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert (
+        command == f"{Path(sys.executable).parent / 'wod'} intake --socket {settings.intake_socket}"
+    )
+    assert "myhostname = backend.example.com" in (postfix / "main.cf").read_text()
+    second = wod_install("--root", str(root), "--no-check", *names.flags())
+    assert "no changes" in second.stdout, second.stdout
