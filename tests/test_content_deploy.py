@@ -257,6 +257,17 @@ def test_fixture_workshops_deploy_with_their_variables(
     assert (home / "WKSHP-Docker101" / "0-ReadMeFirst.ipynb").is_file()
 
 
+def acl(path: Path) -> list[str]:
+    """The ACL entries of ``path`` as getfacl lists them (no header, no effective rights)."""
+    out = subprocess.run(
+        ["getfacl", "--omit-header", "--absolute-names", "--no-effective", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
 def _useradd(name: str) -> pwd.struct_passwd:
     subprocess.run(
         ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
@@ -274,6 +285,11 @@ def test_ownership_and_admin_acl_as_root(tmp_path: Path, rules_workshop: Path, h
     try:
         st = _useradd(student)
         _useradd(admin)
+        # As upstream's check leaves every student home: the admin's ACL, also by default.
+        subprocess.run(
+            ["setfacl", "-m", f"user:{admin}:rwx,default:user:{admin}:rwx", str(home)],
+            check=True,
+        )
         content = Content(make_settings(tmp_path, rules_workshop, admin_user=admin))
         content.deploy("WKSHP-Rules", 9, home, uid=st.pw_uid, gid=st.pw_gid)
         ws = home / "WKSHP-Rules"
@@ -284,10 +300,25 @@ def test_ownership_and_admin_acl_as_root(tmp_path: Path, rules_workshop: Path, h
         assert mode(ws) == 0o775 and mode(ws / "sub") == 0o775
         assert mode(ws / ".ipynb_checkpoints") == 0o771
         assert mode(ws / "wod-generate-pdf.sh") == 0o775
-        acl = subprocess.run(
-            ["getfacl", "-p", str(ws / "sub")], capture_output=True, text=True, check=True
-        ).stdout
-        assert f"user:{admin}:rwx" in acl and f"default:user:{admin}:rwx" in acl
+        # Every file and folder of the workshop, generated ones included: the admin ACL,
+        # not masked; folders pass it on by default (SPEC 4.3 rule 7).
+        for path in [ws, *ws.rglob("*")]:
+            if path.is_symlink():
+                continue
+            entries = acl(path)
+            assert f"user:{admin}:rwx" in entries and "mask::rwx" in entries, (path, entries)
+            if path.is_dir():
+                assert f"default:user:{admin}:rwx" in entries, (path, entries)
+        # The JupyterLab folders are created in the home, as upstream's are: they inherit the
+        # home's default ACL, masked by their 0751 mode.
+        for path in (home / ".jupyter", home / ".jupyter/lab", home / WORKSPACE.parent):
+            entries = acl(path)
+            assert f"user:{admin}:rwx" in entries and "mask::r-x" in entries, (path, entries)
+            assert f"default:user:{admin}:rwx" in entries, (path, entries)
+        # The workspace file, like upstream's (written elsewhere, renamed in): no extended
+        # ACL, plain 0644.
+        assert acl(home / WORKSPACE) == ["user::rw-", "group::r--", "other::r--"]
+        assert mode(home / WORKSPACE) == 0o644
         assert (home / WORKSPACE).stat().st_uid == st.pw_uid
         assert (home / ".jupyter").stat().st_uid == st.pw_uid
     finally:

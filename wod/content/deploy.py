@@ -6,7 +6,8 @@ everything is copied verbatim like ``rsync --archive --exclude=*.ipynb --exclude
 named ``*.ipynb *.yaml *.py *.sh *.src *.tf *.env Variables.ps1`` is rendered (0644) unless
 its name starts with ``.`` or ends ``-checkpoint.ipynb`` (hidden folders are still descended).
 Then the checkpoint copy of ``0-ReadMeFirst.ipynb``, the PDF helper, the JupyterLab workspace,
-ownership and the admin ACL.
+ownership and the admin ACL.  The workspace file, like upstream's, has no extended ACL (a
+default ACL on the home would otherwise give it one: it is written in its folder).
 
 **Better than upstream:** the new copy is built in a hidden sibling folder of the home (same
 file system) and swapped in with ``rename``; a failure removes the staging folder, so the home
@@ -17,6 +18,7 @@ recompiles nor re-reads what has not changed.
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import secrets
@@ -44,6 +46,7 @@ STAGING_PREFIX = ".wod-staging-"
 OLD_PREFIX = ".wod-old-"
 CACHE_FILE_LIMIT = 1 << 20
 CACHE_TOTAL_LIMIT = 256 << 20
+ACL_ACCESS = "system.posix_acl_access"  # the extended attribute holding a file's access ACL
 
 PDF_SCRIPT = """#!/bin/sh
 # Export every notebook of this workshop to PDF (next to the notebooks).
@@ -376,22 +379,37 @@ class Deployer:
                 if owner is not None:
                     os.chown(current, owner.uid, owner.gid)
         text = template if template is not None else workspace_json(folder)
-        _write(path, text.encode("utf-8"), 0o644, replace=True)
+        # Upstream's file has no extended ACL (Ansible writes it elsewhere and renames it
+        # in); ours is written in the folder, so drop what the home's default ACL gave it.
+        _write(path, text.encode("utf-8"), 0o644, replace=True, plain=True)
         if owner is not None:
             os.chown(path, owner.uid, owner.gid)
 
 
-def _write(path: Path, data: bytes, mode: int, replace: bool = False) -> None:
+def _write(path: Path, data: bytes, mode: int, replace: bool = False, plain: bool = False) -> None:
+    """Write a new file ``path`` with ``mode`` (through a temporary sibling renamed over it
+    when ``replace``).  ``plain``: without the access ACL a default ACL of the folder gives
+    every new file, so ``mode`` is the whole story."""
     if replace:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        _write(tmp, data, mode)
-        os.replace(tmp, path)
+        try:
+            _write(tmp, data, mode, plain=plain)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if plain:
+            try:
+                os.removexattr(fd, ACL_ACCESS)
+            except OSError as exc:  # none (ENODATA), or a file system without ACLs
+                if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
