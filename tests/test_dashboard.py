@@ -221,3 +221,43 @@ def test_intake_counters_on_metrics_by_channel_verb_and_reason(site):
         site.queue.complete(job.id)
     assert site.queue.prune(before=10**12) == (3, 2)
     assert intake_lines(httpx.get(site.url + "/metrics").text) == lines
+
+
+def test_seat_grid_folds_only_recent_jobs_yet_agrees_with_the_full_fold(site):
+    """The grid reads each seat back to its last finished CREATE/RESET/PURGE; over a
+    random history it must say exactly what ``wod seats`` (the full fold) says."""
+    import random
+
+    from wod.ops.seatmap import grid, grid_state
+    from wod.ops.seats import seats
+    from wod.services.accounts import make_accounts
+
+    rng = random.Random(3)
+    for n in range(300):
+        stdid = rng.randint(1, 6)
+        verb = rng.choice(("CREATE", "CREATE", "CLEANUP", "RESET", "PURGE"))
+        subject = f"{verb} {stdid} {n + 1}" + (" a@b.c" if verb == "CREATE" else "")
+        if verb == "RESET" and rng.random() < 0.3:
+            subject = f"RESET {stdid},{min(stdid + 2, 20)} {n + 1}"
+        job_id = site.submit(subject, rng.choice(("WKSHP-Sample101", "WKSHP-Sample201")))
+        if n >= 290:
+            continue  # the last ones stay queued
+        claimed = site.queue.claim("t")
+        assert claimed is not None and claimed.id == job_id
+        if rng.random() < 0.2:
+            site.queue.fail(job_id, "failed for the test")
+        else:
+            site.queue.complete(job_id)
+    accounts = make_accounts(site.settings)
+    full = {s.stdid: s for s in seats(site.settings, site.queue, accounts)}
+    cells = grid(site.settings, site.queue, accounts)
+    assert len(cells) == 20
+    for cell in cells:
+        seat = full[cell.stdid]
+        assert (cell.detail, cell.workshop, cell.customer) == (
+            seat.state,
+            seat.workshop,
+            seat.customer,
+        ), cell.stdid
+        assert cell.state == grid_state(seat)
+        assert (cell.last_job and cell.last_job.id) == (seat.last_job and seat.last_job.id)

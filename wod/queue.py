@@ -932,8 +932,8 @@ class JobQueue:
     ) -> list[Job]:
         """Jobs matching every given filter, newest first, with ids below ``before_id``
         (keyset pagination: pass the last id of a page to get the next one).  ``stdid``
-        matches a RESET range covering it; ``text`` is a substring of the request, the
-        reason or the output (case-insensitive)."""
+        matches a RESET range covering it; ``text`` is a substring of the request (e-mail,
+        customer, workshop…) or of the reason (case-insensitive for ASCII)."""
         where: list[str] = []
         args: list[Any] = []
         if status:
@@ -950,11 +950,8 @@ class JobQueue:
             args.append(workshop)
         if text:
             like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(
-                "(request LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\'"
-                " OR output LIKE ? ESCAPE '\\')"
-            )
-            args += [like, like, like]
+            where.append("(request LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\')")
+            args += [like, like]
         if before_id is not None:
             where.append("id < ?")
             args.append(min(before_id, 2**63 - 1))
