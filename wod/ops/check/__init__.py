@@ -9,8 +9,9 @@ users, limits, sysctl) and never deletes data.  ``monitor=True`` (the daily time
 the failures to ``monitor``.
 
 The checks live in one module per group: :mod:`.layout` (settings, state, folders,
-vault, hooks, shc, private checks), :mod:`.system` (limits, sysctl, tasks, firewall, time,
-skel, updates, fail2ban, services, disk), :mod:`.seats` (accounts, ACLs, hub users, seats
+vault, hooks, shc, private checks), :mod:`.system` (limits, sysctl, tasks,
+skel, disk), :mod:`.security` (firewall, time sync, updates, fail2ban, services),
+:mod:`.seats` (accounts, ACLs, hub users, seats
 vs the api-db), :mod:`.peers` (api-db, hub, LDAP, mail intake, workshops render).
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wod.ops.check import layout, peers, seats, system  # noqa: F401 - registers the checks
+from wod.ops.check import layout, peers, seats, security, system  # noqa: F401 - registers
 from wod.ops.check.base import REGISTRY, CheckReport, CheckResult, Host, run_registered
 from wod.ops.monitor import mail_monitor
 

@@ -94,19 +94,24 @@ def admin_user(host: Host) -> CheckResult:
 
 # -- state -------------------------------------------------------------------------------
 def _state_problems(host: Host) -> list[tuple[Path, int, str]]:
-    """(path, wanted mode, problem) for the state folder, its folders and files."""
+    """(path, wanted mode, problem) for the state folder and everything in it that others
+    could read (sockets and links aside: their access is their own business)."""
     state = host.settings.state_dir
     if not state.is_dir():
         return [(state, 0o700, "missing")]
     out = []
     if _mode(state) != 0o700:
         out.append((state, 0o700, f"mode {_mode(state):04o}"))
-    for entry in sorted(state.iterdir()):
-        if entry.is_symlink():
+    for entry in sorted(state.rglob("*")):
+        try:
+            st = entry.lstat()
+        except FileNotFoundError:
+            continue  # a -journal file gone meanwhile
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
             continue
-        wanted = 0o700 if entry.is_dir() else 0o600
-        if _mode(entry) & 0o077:
-            out.append((entry, wanted, f"mode {_mode(entry):04o}"))
+        wanted = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            out.append((entry, wanted, f"mode {stat.S_IMODE(st.st_mode):04o}"))
     return out
 
 

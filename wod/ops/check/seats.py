@@ -11,6 +11,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import struct
 import time
 
@@ -145,7 +146,7 @@ def home_acl(host: Host) -> CheckResult:
         admin = pwd.getpwnam(s.admin_user).pw_uid
     except KeyError:
         return skipped(f"admin user {s.admin_user} does not exist")
-    if not shutil_which("setfacl"):
+    if not shutil.which("setfacl"):
         return fail("setfacl missing", "apt-get install acl")
     homes = [s.home(n) for n in _seat_range(host) if s.home(n).is_dir()]
     problems = {h: p for h in homes if (p := admin_acl_problem(str(h), admin))}
@@ -167,12 +168,6 @@ def home_acl(host: Host) -> CheckResult:
         f"{len(problems)} home(s): {listing([f'{h.name} {p}' for h, p in problems.items()])}",
         f"wod check --fix (setfacl -m {spec} <home>)",
     )
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 # -- hub users -----------------------------------------------------------------------------

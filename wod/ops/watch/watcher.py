@@ -1,48 +1,23 @@
-"""The abuse watcher: a look at the students' processes every ``watch_interval`` seconds,
-inside ``wod serve`` (upstream ``wod-kill-processes``), with a graduated response.
-
-Rules, for processes whose real uid is a seat's account (``uid_base + n``, checked against
-the account database so another user's process is never touched):
-
-- **blacklist** — a command named in ``watch_blacklist`` (crypto miners) is killed at
-  once and, with ``watch_blacklist_purge``, its seat PURGEd;
-- **cpu** — a process using ``watch_cpu_percent`` or more (of one core) is *busy*; busy
-  for ``watch_throttle_after`` s it is throttled (nice 19 on every thread, plus a cgroup
-  v2 ``cpu.max`` quota of ``watch_cpu_quota`` % when the cpu controller is available),
-  for ``watch_notify_after`` s the admin is notified (log, a record the dashboard lists,
-  a mail to ``monitor`` with ``watch_mail``), for ``watch_kill_after`` s it is killed.
-  A throttled process stays busy while it is still runnable at each look (being starved
-  by our own throttle does not clear it).  Commands in ``watch_whitelist`` and kernels
-  (``watch_kernels``) are exempt;
-- **kernel-age** — a kernel older than ``watch_kernel_max_age`` is killed;
-- **purge** — after ``watch_purge_after_kills`` kills (cpu or blacklist) of one seat in the
-  current session (since its last CREATE), a PURGE request for the seat's current customer
-  (from the job history) is put into the job queue, as the intake would.
-- once a week, the students' jupyter processes older than 30 days are killed (upstream's
-  weekly cleanup, :func:`wod.ops.accounts.kill_stale`).
-
-Every action is recorded as one JSON line in ``<state_dir>/watch.jsonl`` (0600): time,
-action, rule, pid, account, seat, process name, command line, CPU %, age, detail.
-``wod watch --list`` and ``GET /api/watch`` read it back.  The clock is injected (tests
-advance it instead of waiting minutes); CPU use is measured between two real looks.
-"""
+"""The watcher itself: one look at the process table (:meth:`Watcher.scan`) and the
+graduated response; :func:`start_watcher` runs it in a thread of ``wod serve``."""
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
 import pwd
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psutil
+
+from wod.ops.watch.record import CMDLINE_LIMIT, Action, ActionLog
+from wod.ops.watch.rules import Policy, command_names
 
 if TYPE_CHECKING:
     from wod.queue import JobQueue
@@ -50,146 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "watch.jsonl"
 STALE_EVERY = 7 * 86400.0
 STALE_AGE = 30 * 86400.0
-CMDLINE_LIMIT = 300
-STRIKE_RULES = ("blacklist", "cpu")
-
-
-@dataclass(frozen=True)
-class Action:
-    """One thing the watcher did (or could not do) to a process or a seat."""
-
-    time: float
-    action: str  # throttle, notify, kill, purge, purge-skipped, error
-    rule: str  # blacklist, cpu, kernel-age, stale
-    account: str
-    stdid: int
-    pid: int = 0
-    process: str = ""
-    cmdline: str = ""
-    cpu: float | None = None
-    age: float | None = None
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Action:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-class ActionLog:
-    """The watcher's record: JSON lines in ``<state_dir>/watch.jsonl``, mode 0600."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ActionLog:
-        return cls(settings.state_dir / LOG_NAME)
-
-    def append(self, action: Action) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, (json.dumps(action.to_dict(), sort_keys=True) + "\n").encode())
-        finally:
-            os.close(fd)
-
-    def _read(self) -> Iterator[Action]:
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        yield Action.from_dict(json.loads(line))
-                    except (ValueError, TypeError):
-                        continue  # a torn last line after a crash
-        except FileNotFoundError:
-            return
-
-    def actions(
-        self, *, limit: int = 100, since: float | None = None, stdid: int | None = None
-    ) -> list[Action]:
-        """Newest first."""
-        found = [
-            a
-            for a in self._read()
-            if (since is None or a.time >= since) and (stdid is None or a.stdid == stdid)
-        ]
-        return list(reversed(found))[:limit]
-
-    def strikes(self, stdid: int, since: float) -> int:
-        return sum(
-            1
-            for a in self._read()
-            if a.stdid == stdid
-            and a.time >= since
-            and a.action == "kill"
-            and a.rule in STRIKE_RULES
-        )
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The watcher's rules, from the settings."""
-
-    blacklist: frozenset[str]
-    whitelist: frozenset[str]
-    kernels: frozenset[str]
-    cpu_percent: float
-    throttle_after: float
-    notify_after: float
-    kill_after: float
-    kernel_max_age: float
-    purge_after_kills: int
-    blacklist_purge: bool
-    cpu_quota: float
-    mail: bool
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> Policy:
-        return cls(
-            frozenset(s.watch_blacklist),
-            frozenset(s.watch_whitelist),
-            frozenset(s.watch_kernels),
-            s.watch_cpu_percent,
-            s.watch_throttle_after,
-            s.watch_notify_after,
-            s.watch_kill_after,
-            s.watch_kernel_max_age,
-            s.watch_purge_after_kills,
-            s.watch_blacklist_purge,
-            s.watch_cpu_quota,
-            s.watch_mail,
-        )
-
-
-def _base(word: str) -> str:
-    name = word.rsplit("/", 1)[-1]
-    for suffix in (".py", ".sh", ".pl", ".js"):
-        name = name.removesuffix(suffix)
-    return name
-
-
-def command_names(name: str, cmdline: list[str]) -> set[str]:
-    """Names a process goes by: its name, its program and its script (``python3
-    /x/packetcrypt.py`` -> python3, packetcrypt), and a ``-m module``."""
-    names = {name, _base(name)}
-    if cmdline:
-        names.add(_base(cmdline[0]))
-        rest = [a for a in cmdline[1:] if a]
-        if rest:
-            if rest[0] == "-m" and len(rest) > 1:
-                names.add(rest[1])
-            elif not rest[0].startswith("-"):
-                names.add(_base(rest[0]))
-    names.discard("")
-    return names
 
 
 @dataclass
@@ -216,7 +53,7 @@ class Seen:
     cpu: float
     age: float
     running: bool
-    tracked: Tracked = field(repr=False, default=None)  # type: ignore[assignment]
+    tracked: Tracked = field(repr=False)
 
 
 class Watcher:
@@ -239,7 +76,7 @@ class Watcher:
         self.log = actions or ActionLog.from_settings(settings)
         self.cgroup_root = cgroup_root
         self._tracked: dict[tuple[int, float], Tracked] = {}
-        self._last_stale = clock()
+        self._last_stale: float | None = None  # the weekly cleanup runs at start, then weekly
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -259,7 +96,7 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 self.scan()
-                if self.clock() - self._last_stale >= STALE_EVERY:
+                if self._last_stale is None or self.clock() - self._last_stale >= STALE_EVERY:
                     self.kill_stale()
             except Exception:  # the watcher must outlive a bad look
                 log.exception("abuse watcher: look failed")
@@ -546,13 +383,6 @@ class Watcher:
             self.log.append(a)
             done.append(a)
         return done
-
-
-def list_actions(
-    settings: Settings, *, limit: int = 100, since: float | None = None, stdid: int | None = None
-) -> list[Action]:
-    """The watcher's recorded actions, newest first (``wod watch --list``, ``/api/watch``)."""
-    return ActionLog.from_settings(settings).actions(limit=limit, since=since, stdid=stdid)
 
 
 def start_watcher(settings: Settings, queue: JobQueue) -> Watcher | None:
