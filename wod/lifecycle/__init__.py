@@ -2,8 +2,10 @@
 
 ``Lifecycle(services)`` is the runner the worker calls for every job: it recovers an
 ``[object Promise]`` student id if needed, then dispatches on the verb.  Verb functions
-take ``(services, job, ctx, request)``; ``ctx.step(name)`` records each step's timing and
-output in the job record.
+take ``(services, ctx, request)``: ``ctx`` is the typed job context
+(:class:`wod.lifecycle.context.JobContext`: the request, the attempt, earlier steps and
+jobs, ``ctx.step(name)`` recording each step's timing and output).  The lifecycle never
+reads the queue.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from wod.lifecycle.reset import reset
 from wod.requests import Verb
 
 if TYPE_CHECKING:
+    from wod.lifecycle.context import JobContext, QueuedJob
     from wod.services import Services
     from wod.settings import Settings
 
@@ -30,20 +33,20 @@ class Lifecycle:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def __call__(self, job: Any, ctx: Any) -> None:
-        request = job.request
+    def __call__(self, job: QueuedJob, ctx: JobContext) -> None:
+        request = ctx.request
         if request.recover_stdid:
             with ctx.step("recover-student"):
-                request = steps.recover_student(self.services, job, request)
+                request = steps.recover_student(self.services, ctx, request)
                 ctx.log(request.notes[-1])
-        VERBS[request.verb](self.services, job, ctx, request)
+        VERBS[request.verb](self.services, ctx, request)
 
 
-def make_runner(settings: Settings, queue: Any, metrics: Any = None) -> Lifecycle:
+def make_runner(settings: Settings, queue: object = None, metrics: Any = None) -> Lifecycle:
     """Build every service from ``settings`` and return the runner for the worker
-    (``metrics``: a :class:`wod.metrics.PeerMetrics` timing the api-db/hub/LDAP calls)."""
-    import nbformat  # noqa: F401  (heavy: loaded at start, not in the first CLEANUP)
-
+    (``metrics``: a :class:`wod.metrics.PeerMetrics` timing the api-db/hub/LDAP calls).
+    ``queue`` is the runner factory's second argument (``wod serve --runner``); the
+    lifecycle does not use it: the worker gives each job its context."""
     from wod.services import Services
 
-    return Lifecycle(Services.from_settings(settings, queue, metrics))
+    return Lifecycle(Services.from_settings(settings, metrics))
