@@ -1,13 +1,14 @@
 #!/bin/sh
 # System packages and tools the test suite needs, installed idempotently.
 #   shc, acl (setfacl), slapd + ldap-utils (a real LDAP server), openssh-client (ssh-keygen),
+#   pandoc and chromium (wod export: docx, and PDF through Playwright with executable_path),
 #   configurable-http-proxy from npm (for a real JupyterHub) into .venv/node.
 set -eu
 cd "$(dirname "$0")/.."
 
 need=""
 for pair in shc:shc setfacl:acl slapd:slapd ldapsearch:ldap-utils ssh-keygen:openssh-client \
-            chpasswd:passwd pkill:procps; do
+            chpasswd:passwd pkill:procps pandoc:pandoc chromium:chromium setpriv:util-linux; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
         need="$need $pkg"

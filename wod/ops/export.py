@@ -220,7 +220,9 @@ class PandocDocxConverter(Converter):
             os.chown(work, *user)
             argv = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *argv]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
-        proc.run([*argv, str(notebook)], cwd=str(notebook.parent), env=env, timeout=300)
+        # The notebook on stdin, read by us: its owner need not reach its path, only its
+        # folder (the working directory) for the pictures it names.
+        proc.run(argv, cwd=str(notebook.parent), env=env, input=notebook.read_bytes(), timeout=300)
         shutil.move(work / "out.docx", target)
         shutil.rmtree(work)
 
