@@ -2,10 +2,11 @@
 
 Each benchmark runs as its own process.  ``bench/deploy.py`` writes its own section
 ("Content deployment"); ``bench/e2e.py`` prints its section, which is placed between the
-``<!-- bench:e2e -->`` markers; the machine facts go between ``<!-- bench:machine -->``
+``<!-- bench:e2e -->`` markers, ``bench/dashboard.py``'s between the
+``<!-- bench:dashboard -->`` markers; the machine facts go between ``<!-- bench:machine -->``
 markers.  Everything else in the file is kept as it is.
 
-    .venv/bin/python bench/run.py [--only e2e|deploy] [--e2e-args "--runs 50"]
+    .venv/bin/python bench/run.py [--only e2e|deploy|dashboard] [--e2e-args "--runs 50"]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 E2E_HEADING = "## End to end: CREATE by mail to customer active (issue 2)"
+DASHBOARD_HEADING = "## Dashboard pages over 100,000 jobs (issue 10)"
 
 
 def machine_facts() -> str:
@@ -77,9 +79,12 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["e2e", "deploy"])
+    parser.add_argument("--only", choices=["e2e", "deploy", "dashboard"])
     parser.add_argument("--e2e-args", default="", help="extra arguments for bench/e2e.py")
     parser.add_argument("--deploy-args", default="", help="extra arguments for bench/deploy.py")
+    parser.add_argument(
+        "--dashboard-args", default="", help="extra arguments for bench/dashboard.py"
+    )
     args = parser.parse_args()
     failed = []
     deploy = ROOT / "bench" / "deploy.py"
@@ -98,6 +103,14 @@ def main() -> int:
         else:
             text = DOC.read_text() if DOC.exists() else text
             text = replace_marked(text, "e2e", E2E_HEADING, done.stdout, first=False)
+    if args.only in (None, "dashboard"):
+        bench = ROOT / "bench" / "dashboard.py"
+        done = run([sys.executable, str(bench), *shlex.split(args.dashboard_args)])
+        print(done.stdout)
+        if done.returncode:
+            failed.append("dashboard")
+        else:
+            text = replace_marked(text, "dashboard", DASHBOARD_HEADING, done.stdout, first=False)
     text = replace_marked(text, "machine", "## Machine", machine_facts(), first=True)
     DOC.write_text(text)
     print(f"updated {DOC.relative_to(ROOT)}")
