@@ -44,3 +44,8 @@ format: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# The dashboard screenshots of the README (docs/img/*.png), taken by the browser tests.
+screenshots: install sysdeps
+	WOD_SCREENSHOTS=docs/img PATH="$(CURDIR)/$(VENV)/node/node_modules/.bin:$$PATH" \
+		$(BIN)/python -m pytest tests/test_dashboard_browser.py -q
