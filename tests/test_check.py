@@ -103,6 +103,16 @@ def test_fix_writes_limits_sysctl_tasks_and_home_mode_then_all_ok(install_factor
     code, found = check(inst, *names, root=root)
     assert code == 0 and {found[n]["status"] for n in names} == {"ok"}
 
+    # Reported only, never fixed: automatic security updates.
+    code, found = check(inst, "security-updates", root=root, fix=True)
+    assert code == 1 and "unattended-upgrades" in found["security-updates"]["remedy"]
+    (root / "etc/apt/apt.conf.d").mkdir(parents=True)
+    (root / "etc/apt/apt.conf.d/20auto-upgrades").write_text(
+        'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
+    )
+    code, found = check(inst, "security-updates", root=root)
+    assert code == 0 and found["security-updates"]["detail"] == "unattended-upgrades enabled"
+
 
 @root_only
 def test_accounts_acls_and_modes_are_checked_and_repaired_for_real(install_factory, local_user):
@@ -310,3 +320,31 @@ def test_postfix_in_front_must_hand_mail_to_wod_intake(install_factory, tmp_path
     )
     code, found = check(inst, "mail-intake", root=root)
     assert found["mail-intake"]["status"] == "ok", found
+
+
+@pytest.mark.slapd
+def test_ldap_bind_with_the_settings(install_factory, slapd):
+    inst = install_factory(**slapd.settings())
+    code, found = check(inst, "ldap")
+    assert code == 0
+    assert found["ldap"]["detail"] == (f"bound to {slapd.host}:{slapd.port} as {slapd.root_dn}")
+    wrong = install_factory(**slapd.settings(ldap_password="not-the-manager-password"))
+    code, found = check(wrong, "ldap")
+    assert code == 2 and "invalid credentials" in found["ldap"]["detail"]
+    assert "not-the-manager-password" not in json.dumps(found)
+
+
+def test_ufw_status_is_read_as_ufw_prints_it():
+    from wod.ops.check.security import parse_ufw
+
+    text = (
+        "Status: active\n\nTo                         Action      From\n"
+        "--                         ------      ----\n"
+        "OpenSSH                    ALLOW       Anywhere\n"
+        "123                        ALLOW       Anywhere\n"
+        "25/tcp                     ALLOW       10.0.0.0/8\n"
+        "8025/tcp (v6)              ALLOW       Anywhere (v6)\n"
+        "9000/tcp                   DENY        Anywhere\n"
+    )
+    assert parse_ufw(text) == {"22/tcp", "123", "25/tcp", "8025/tcp"}
+    assert parse_ufw("Status: inactive\n") is None

@@ -9,6 +9,7 @@ Then through ``wod watch --json`` and ``GET /api/watch``, and inside a running `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -323,3 +324,30 @@ def test_repeated_kills_in_a_session_purge_the_seat(install_factory, programs):
         assert "2 kill(s) this session" in purges[0].detail
     finally:
         seat.stop()
+
+
+def test_throttle_adds_a_cgroup_cpu_quota_when_the_cpu_controller_is_there(seat, tmp_path):
+    """cgroup v2 is a kernel file protocol; this host's v2 tree has no cpu controller, so
+    the protocol is exercised on a folder laid out like one (the renice is real)."""
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (cgroup / "cgroup.subtree_control").write_text("memory pids\n")
+    watcher = Watcher(
+        seat.install.settings,
+        JobQueue(seat.install.settings.db_path),
+        clock=Clock(),
+        cgroup_root=cgroup,
+    )
+    watcher.policy = dataclasses.replace(watcher.policy, throttle_after=0.0)
+    burner = seat.run("burner", BURN)
+    started(burner)
+    watcher.scan()
+    burn_a_while(burner.pid)
+    done = watcher.scan()
+    assert actions_of(done, burner.pid) == [("throttle", "cpu")]
+    assert done[0].detail.endswith("cgroup cpu.max 50%")
+    assert (cgroup / "cgroup.subtree_control").read_text() == "+cpu"
+    assert (cgroup / "wod-throttle" / "cpu.max").read_text() == "50000 100000"
+    assert (cgroup / "wod-throttle" / "cgroup.procs").read_text() == str(burner.pid)
+    assert psutil.Process(burner.pid).nice() == 19
