@@ -63,4 +63,8 @@ def test_request_mail(intake_server: IntakeServer, case: Case) -> None:
 
 
 def test_the_corpus_is_large_enough() -> None:
-    assert len(mail.CASES) + len(requests.CASES) >= 180
+    from tests.corpus import http, pipe, settings
+
+    everything = [*mail.CASES, *requests.CASES, *http.CASES, *pipe.CASES, *settings.CASES]
+    assert len(everything) >= 300
+    assert len({c.name for c in everything}) == len(everything)  # every case named once
