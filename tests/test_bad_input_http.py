@@ -18,7 +18,7 @@ from tests.plugins.intake import IntakeServer, http_post
 @pytest.mark.parametrize("case", http.CASES, ids=str)
 def test_http_input(intake_server: IntakeServer, case: Case) -> None:
     jobs, rejections = intake_server.counts()
-    raw = case.data if case.name.startswith("head/") else http_post("/api/requests", case.data)
+    raw = case.data if case.name.startswith("http-head/") else http_post("/api/requests", case.data)
     status, answer = intake_server.http(raw)
     code, _, reason = case.expect.partition(" ")
     assert status == int(code), answer[:400]

@@ -27,7 +27,7 @@ def with_(**fields: object) -> bytes:
 
 
 def body(name: str, data: bytes, status: int, reason: str) -> Case:
-    return Case(f"body/{name}", data, f"{status} {reason}")
+    return Case(f"http-body/{name}", data, f"{status} {reason}")
 
 
 BODIES = [
@@ -162,7 +162,7 @@ BODIES = [
 
 
 def head(name: str, raw: bytes, expect: str) -> Case:
-    return Case(f"head/{name}", raw, expect, recorded=False)
+    return Case(f"http-head/{name}", raw, expect, recorded=False)
 
 
 GOOD_BODY = with_()
