@@ -405,3 +405,41 @@ def test_a_body_is_read_by_its_content_type_as_the_api_db_does(registry):
         headers={"content-type": "text/plain"},
     )
     assert login_text.status_code == 404 and login_text.json() == {"message": "User Not found."}
+
+
+# -- reading students and customers --------------------------------------------------------
+def test_students_and_customers_are_read_like_the_api_db(registry_factory):
+    reg = registry_factory(users=(("viewer", "viewer-pw", ("user",)),))
+    notebook = reg.workshops()[0]["notebook"]
+    customer = reg.create_customer(notebook)
+    seat = customer["studentId"]
+    reg.create_student(seat, password="Seat-Secret-1")
+    moderator = {"x-access-token": token(reg)}
+    viewer = {"x-access-token": login(reg, "viewer", "viewer-pw").json()["accessToken"]}
+
+    for path in ("/students", f"/students/{seat}", "/customers"):
+        missing = httpx.get(f"{reg.url}{path}")
+        assert (missing.status_code, missing.json()) == (403, {"message": "No token provided!"})
+        bad = httpx.get(f"{reg.url}{path}", headers={"x-access-token": "not.a.token"})
+        assert (bad.status_code, bad.json()) == (401, {"message": "Unauthorized!"})
+
+    rows = httpx.get(f"{reg.url}/students", headers=moderator).json()
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) > 1
+    one = httpx.get(f"{reg.url}/students/{seat}", headers=moderator)
+    assert one.status_code == 200
+    assert one.json() == next(r for r in rows if r["id"] == seat)
+    assert one.json()["assigned"] is True and one.json()["password"] == "Seat-Secret-1"
+    # The seat's password goes only to the roles that set it.
+    seen = httpx.get(f"{reg.url}/students/{seat}", headers=viewer).json()
+    assert "password" not in seen and seen["assigned"] is True
+    listed = httpx.get(f"{reg.url}/students", headers=viewer).json()
+    assert all("password" not in r for r in listed) and len(listed) == len(rows)
+    assert "Seat-Secret-1" not in httpx.get(f"{reg.url}/students", headers=viewer).text
+
+    for unknown in ("99999", "abc", "9" * 30):
+        response = httpx.get(f"{reg.url}/students/{unknown}", headers=moderator)
+        assert (response.status_code, response.text) == (400, "Student Not Found")
+
+    customers = httpx.get(f"{reg.url}/customers", headers=viewer).json()
+    assert [c["id"] for c in customers] == [customer["id"]]
+    assert customers[0]["studentId"] == seat

@@ -10,12 +10,19 @@ POST /api/login            none                   401 ``{"accessToken":null,"mes
                                                   404 ``{"message":"User Not found."}``
 GET  /api/workshops        none                   --
 GET  /api/workshops/{id}   none                   400 text ``Workshop Not Found``
+GET  /api/customers        token                  --
 GET  /api/customers/{id}   token                  400 text ``Customer Not Found``
+GET  /api/students         token                  --
+GET  /api/students/{id}    token                  400 text ``Student Not Found``
 PUT  /api/student/{id}     token + moderator      400 ``{"error":{}}`` (unknown id)
 PUT  /api/customer/{id}    or admin               403 ``{"message":"Require Moderator or ...``
 PUT  /api/workshop/{id}
 POST /api/customer         none                   202 text when no seat is free
 =========================  =====================  =============================================
+
+Lists are every row, ordered by id, as the api-db's ``findAll``.  A student row carries the
+seat's current password (what the api-db mails); the registry sends it only to tokens of
+the moderator or admin role (which set it), other tokens get the row without it.
 
 Missing token: 403 ``{"message":"No token provided!"}``; bad or expired: 401
 ``{"message":"Unauthorized!"}``.  Where the api-db hangs on a value PostgreSQL rejects, the
@@ -102,10 +109,13 @@ def _text(status: int, body: str) -> Response:
 
 
 def _int_id(raw: str) -> int | None:
+    """A row id from the path; None when it is not one (not a number, or beyond the
+    databases' 64-bit integers: no row has it)."""
     try:
-        return int(raw)
+        key = int(raw)
     except ValueError:
         return None
+    return key if -(2**63) <= key < 2**63 else None
 
 
 def _user_roles(state: RegistryState, request: Request) -> list[str]:
@@ -227,6 +237,36 @@ def create_app(config: RegistryConfig) -> FastAPI:
             if row is None:
                 return _text(400, "Workshop Not Found")
             return _json(200, row.to_dict())
+
+    @app.get("/api/customers")
+    def customers(request: Request) -> Response:
+        _user_roles(state, request)
+        with state.session() as session:
+            rows = session.scalars(select(Customer).order_by(Customer.id))
+            return _json(200, [row.to_dict() for row in rows])
+
+    def student_json(row: Student, roles: list[str]) -> dict[str, Any]:
+        data = row.to_dict()
+        if not PRIVILEGED_ROLES & set(roles):
+            data.pop("password", None)
+        return data
+
+    @app.get("/api/students")
+    def students(request: Request) -> Response:
+        roles = _user_roles(state, request)
+        with state.session() as session:
+            rows = session.scalars(select(Student).order_by(Student.id))
+            return _json(200, [student_json(row, roles) for row in rows])
+
+    @app.get("/api/students/{student_id}")
+    def student(student_id: str, request: Request) -> Response:
+        roles = _user_roles(state, request)
+        key = _int_id(student_id)
+        with state.session() as session:
+            row = session.get(Student, key) if key is not None else None
+            if row is None:
+                return _text(400, "Student Not Found")
+            return _json(200, student_json(row, roles))
 
     @app.get("/api/customers/{customer_id}")
     def customer(customer_id: str, request: Request) -> Response:
