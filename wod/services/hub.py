@@ -414,6 +414,10 @@ class Hub:
             raise Permanent(f"{what}: {TOKEN_REJECTED}")
         if response.status_code in RETRYABLE_STATUS:
             raise Transient(f"{what}: hub answered {response.status_code}")
+        if response.status_code == 404 and "status" not in _json_body(response):
+            # Not the hub's own JSON 404 (unknown user): its proxy, not routing to the hub
+            # yet (a hub starting up) or configured elsewhere.
+            raise Transient(f"{what}: no JupyterHub API behind {self.url} (answered 404)")
         if response.status_code == 429:
             # The hub's concurrent_spawn_limit / active_server_limit: "try again in ...".
             raise Transient(
