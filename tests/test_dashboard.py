@@ -261,3 +261,32 @@ def test_seat_grid_folds_only_recent_jobs_yet_agrees_with_the_full_fold(site):
         ), cell.stdid
         assert cell.state == grid_state(seat)
         assert (cell.last_job and cell.last_job.id) == (seat.last_job and seat.last_job.id)
+
+
+def test_grafana_dashboard_uses_only_metrics_the_backend_exposes(tmp_path):
+    """Every series the contrib/ Grafana dashboard queries is a family /metrics has."""
+    import json
+
+    from prometheus_client import CollectorRegistry
+
+    from wod.metrics import PeerMetrics
+    from wod.worker import WorkerMetrics
+
+    settings = make_settings(tmp_path)
+    registry = CollectorRegistry()
+    WorkerMetrics(registry)
+    PeerMetrics(registry)
+    app = create_app(settings, JobQueue(settings.db_path), registry=registry)
+    exposed = set()
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    for family in app.state.registry.collect():  # series names, with or without samples yet
+        exposed.add(family.name)
+        exposed.update(family.name + end for end in suffixes.get(family.type, ()))
+    board = json.loads((Path(__file__).parents[1] / "contrib/grafana-wod-backend.json").read_text())
+    used = {
+        name
+        for panel in board["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(wod_[a-z_]+)", target["expr"])
+    }
+    assert used and used <= exposed, sorted(used - exposed)
