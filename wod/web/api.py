@@ -11,6 +11,11 @@ answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes i
   (``--fix``); ``GET /api/watch[?limit=&student=]`` (``wod watch --json``).
 - ``POST /api/deliver {"dry_run", "mail"}`` (``wod deliver --json``).
 - ``POST /api/export {"workshop", "students", "format", "into"}`` (``wod export --json``).
+- ``GET /api/seats[?first=&last=]`` (``wod seats``), ``POST /api/accounts/provision
+  {"first", "last"}``, ``POST /api/accounts/wipe {"students"}``, ``POST
+  /api/accounts/kill-stale {"older_than", "match"}``, ``POST /api/deploy {"workshop",
+  "student", "dry_run", "variables"}``, ``GET /api/vars?workshop=&student=`` (secrets
+  masked), ``GET /api/completion?workshop=&student=``.
 """
 
 from __future__ import annotations
@@ -115,5 +120,65 @@ def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
 
         target = Path(into) if into else None
         return jsonable(export(settings, workshop, format, students=students, into=target))
+
+    # -- seats, accounts, content ---------------------------------------------------------
+
+    @router.get("/seats")
+    def list_seats(first: int | None = None, last: int | None = None) -> dict[str, Any]:
+        from wod.ops.seats import seat_view
+
+        return jsonable(seat_view(settings, first, last))
+
+    @router.post("/accounts/provision")
+    def provision_accounts(
+        first: int | None = Body(None, embed=True), last: int | None = Body(None, embed=True)
+    ) -> list[dict[str, Any]]:
+        from wod.ops.accounts import provision
+
+        return jsonable(provision(settings, first, last))
+
+    @router.post("/accounts/wipe")
+    def wipe_homes(students: str = Body(..., embed=True)) -> list[dict[str, Any]]:
+        from wod.ops.accounts import wipe
+
+        return jsonable(wipe(settings, students))
+
+    @router.post("/accounts/kill-stale")
+    def kill_stale(
+        older_than: str = Body("30d", embed=True), match: str = Body("jupyter", embed=True)
+    ) -> list[dict[str, Any]]:
+        from wod.ops.accounts import kill_stale as kill
+        from wod.values import parse_age
+
+        try:
+            age = parse_age(older_than)
+        except ValueError as exc:
+            raise OpsError(str(exc)) from None
+        return jsonable(kill(settings, age, match))
+
+    @router.post("/deploy")
+    def deploy_workshop(
+        workshop: str = Body(..., embed=True),
+        student: int = Body(..., embed=True),
+        dry_run: bool = Body(False, embed=True),
+        variables: Annotated[dict[str, str] | None, Body(embed=True)] = None,
+    ) -> dict[str, Any]:
+        from wod.ops.content import deploy
+
+        return jsonable(deploy(settings, workshop, student, dry_run=dry_run, variables=variables))
+
+    @router.get("/vars")
+    def workshop_variables(workshop: str, student: int) -> dict[str, Any]:
+        from wod.ops.content import variables
+
+        rows = variables(settings, workshop, student)
+        return {r.name: {"value": jsonable(r.value), "origin": r.origin} for r in rows}
+
+    @router.get("/completion")
+    def completion_ratio(workshop: str, student: int) -> dict[str, Any]:
+        from wod.ops.content import completion
+
+        result = completion(settings, workshop, student)
+        return {**jsonable(result), "percent": result.percent}
 
     return router
