@@ -186,7 +186,7 @@ def test_hub_login_refuses_a_callback_it_did_not_start(tmp_path):
         assert start.status_code == 303
         target = start.headers["location"]
         assert target.startswith("http://127.0.0.1:9/hub/api/oauth2/authorize?")
-        assert "client_id=service-wod" in target and "state=" in target
+        assert "client_id=service-wod-backend&" in target and "state=" in target
         forged = httpx.get(base + "/oauth_callback?code=abc&state=forged")
         assert forged.status_code == 400 and "log in again" in forged.text
         assert "wod_session" not in forged.cookies

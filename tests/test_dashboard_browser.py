@@ -35,6 +35,7 @@ def start(install_factory, backend_factory, jupyterhub, **values: Any):
         hub_token=jupyterhub.token,
         hub_spawn_wait=30.0,
         http_port=jupyterhub.dashboard_port,
+        hub_oauth_client_id="service-wod",  # the test hub's service is called "wod"
         **values,
     )
     backend = backend_factory(inst)

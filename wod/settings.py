@@ -294,7 +294,7 @@ class Settings(BaseModel):
         "JupyterHub's address as browsers see it (the OAuth authorize page); empty = hub_url.",
     )
     hub_oauth_client_id: str = setting(
-        "service-wod",
+        "service-wod-backend",
         "OAuth client id of the dashboard's JupyterHub service (service-<name> by default); "
         "its secret is the service's api_token, i.e. hub_token.",
     )
