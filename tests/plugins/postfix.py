@@ -1,6 +1,7 @@
 """Fixture plugin: a real Postfix instance (Debian's package) with its own configuration.
 
-``postfix``  a factory ``postfix(mailbox_command)``: a private instance (``postfix -c DIR``)
+``postfix``  a factory ``postfix(mailbox_command, config_dir=None)``: a private instance
+             (``postfix -c DIR``)
              listening on a free loopback port, delivering ``localhost`` mail to local
              accounts through ``mailbox_command`` (run by Postfix as the mailbox user),
              relaying nothing; stopped at the end.  Its queue is its own folder:
@@ -53,6 +54,10 @@ class Postfix:
     def stop(self) -> None:
         self._run("/usr/sbin/postfix", "-c", str(self.config_dir), "stop")
 
+    def reload(self) -> None:
+        """``postfix reload``: re-read main.cf (after ``postconf -e``)."""
+        self._run("/usr/sbin/postfix", "-c", str(self.config_dir), "reload")
+
     def send(self, sender: str, recipient: str, subject: str, body: str) -> None:
         message = f"From: {sender}\r\nTo: {recipient}\r\nSubject: {subject}\r\n\r\n{body}\r\n"
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as smtp:
@@ -79,9 +84,10 @@ class Postfix:
         raise AssertionError(f"{text!r} not in the Postfix log after {timeout} s:\n{self.log()}")
 
 
-def write_instance(base: Path, port: int, mailbox_command: str) -> Path:
-    """A complete, private Postfix configuration under ``base``."""
-    config = base / "etc"
+def write_instance(base: Path, port: int, mailbox_command: str, config: Path | None = None) -> Path:
+    """A complete, private Postfix configuration under ``base`` (its configuration files
+    in ``config``, default ``base/etc``)."""
+    config = config or base / "etc"
     config.mkdir(parents=True)
     (base / "queue").mkdir()  # root's; `postfix start` creates its subfolders
     (base / "data").mkdir()
@@ -93,7 +99,7 @@ def write_instance(base: Path, port: int, mailbox_command: str) -> Path:
         "queue_directory": str(base / "queue"),
         "data_directory": str(base / "data"),
         "maillog_file": str(config / "maillog"),
-        "maillog_file_prefixes": str(base),
+        "maillog_file_prefixes": f"{base} {config}",
         "myhostname": "wodtest.localdomain",
         "mydomain": "localdomain",
         "mydestination": "localhost, $myhostname",
@@ -141,11 +147,11 @@ def postfix() -> Iterator[Callable[[str], Postfix]]:
         pytest.skip("Postfix is not installed (scripts/install-test-deps.sh installs it)")
     made: list[tuple[Postfix, Path]] = []
 
-    def make(mailbox_command: str) -> Postfix:
+    def make(mailbox_command: str, config_dir: Path | None = None) -> Postfix:
         base = Path(tempfile.mkdtemp(prefix="wod-postfix-", dir="/tmp"))
         base.chmod(0o755)
         port = get_free_port()
-        instance = Postfix(write_instance(base, port, mailbox_command), port)
+        instance = Postfix(write_instance(base, port, mailbox_command, config_dir), port)
         made.append((instance, base))
         instance.start()
         return instance

@@ -38,6 +38,17 @@ COMMANDS = ["install_cmd"]
     "built-in SMTP listener.",
 )
 @click.option("--smtp-port", type=int, default=25, show_default=True)
+@click.option(
+    "--postfix-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/etc/postfix"),
+    show_default=True,
+    help="Postfix's configuration folder (under --root).",
+)
+@click.option(
+    "--wod-command",
+    help="How the units and Postfix run wod (default: this wod executable).",
+)
 @click.option("--no-check", is_flag=True, help="Do not run wod check at the end.")
 @click.option(
     "--from-upstream",
@@ -59,6 +70,8 @@ def install_cmd(
     hub_url: str,
     mail: str,
     smtp_port: int,
+    postfix_dir: Path,
+    wod_command: str | None,
     no_check: bool,
     upstream: Path | None,
 ) -> None:
@@ -79,6 +92,8 @@ def install_cmd(
         hub_url=hub_url,
         mail=mail,  # type: ignore[arg-type]
         smtp_port=smtp_port,
+        postfix_dir=postfix_dir,
+        wod_command=wod_command,
         run_check=not no_check,
     )
     if upstream is not None:

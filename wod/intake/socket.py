@@ -69,10 +69,10 @@ class SocketIntake:
                 raise OSError(
                     f"intake_group {self.group!r} does not exist: create it or change the setting"
                 ) from None
-        parent = self.path.parent
-        if not parent.exists():
-            parent.mkdir(parents=True, mode=0o755)
-            parent.chmod(0o711)  # reachable by the mail user, not listable
+        missing = [p for p in [self.path.parent, *self.path.parent.parents] if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            folder.chmod(0o711)  # reachable by the mail user, not listable
         self._remove_stale()
         self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
         os.chmod(self.path, 0o660 if gid >= 0 else 0o600)

@@ -155,6 +155,10 @@ def desired_values(opts: InstallOptions, mail: str, existing: dict[str, Any]) ->
         "admin_user": opts.admin_user,
         "command_mailbox": opts.admin_user,
         "notebooks_dir": str(opts.path(Path("/home") / opts.admin_user / "wod-notebooks")),
+        # upstream's wod-private layout: student secrets (<group>/pass/) live there
+        "private_ansible_dir": str(
+            opts.path(Path("/home") / opts.admin_user / "wod-private" / "ansible")
+        ),
         "accounts": "system",
         "account_pattern": opts.account_pattern,
         "user_min": opts.user_min,
@@ -312,6 +316,11 @@ def _folder_changes(settings: Settings) -> list[Change]:
         (settings.state_dir, 0o700, None, "the state folder"),
         (settings.students_dir, 0o711, admin, "the students' folder"),
         (settings.notebooks_dir, 0o755, admin, "the notebooks folder"),
+        *(
+            [(settings.private_ansible_dir, 0o700, admin, "the private Ansible folder")]
+            if settings.private_ansible_dir is not None
+            else []
+        ),
     ):
         if not path.is_dir():
             out.append(Change(f"create {why} {path} ({mode:04o})", owned(path, mode, owner)))
