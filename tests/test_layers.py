@@ -60,7 +60,6 @@ ADAPTER_EXTRA = {
     ("wod.web.app", "wod.queue"),  # builds the app over the server's queue
     ("wod.web.app", "wod.worker"),  # the workers' metrics on /metrics
     ("wod.web.app", "wod.metrics"),
-    ("wod.cli.registry", "wod.registry"),  # `wod registry` runs the standalone service
 }
 NO_ADAPTER_MODULES = ("sqlite3", "subprocess")
 

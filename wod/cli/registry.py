@@ -1,38 +1,18 @@
 """``wod registry``: run the api-db-compatible registry; ``wod registry add-user``.
 
-Defaults come from the settings so that one ``wod.yml`` serves backend and registry: it
-listens where ``apidb_url`` points, seeds workshops from ``notebooks_dir`` (and
-``private_notebooks_dir``) and a moderator login ``apidb_user``/``apidb_password``.
+Defaults come from the settings (see :mod:`wod.ops.registry`).
 """
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
-from wod.cli import Context, pass_ctx
-from wod.settings import Settings
+from wod.cli import Context, pass_ctx, reported
+from wod.ops import registry as ops
 
 COMMANDS = ["registry"]
-
-
-def _db_url(settings: Settings, db: str | None) -> str:
-    if db:
-        return db
-    if settings.registry_db_url:
-        return settings.registry_db_url
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{settings.state_dir / 'registry.db'}"
-
-
-def _trees(settings: Settings, notebooks: tuple[Path, ...]) -> list[Path]:
-    if notebooks:
-        return list(notebooks)
-    trees = [settings.notebooks_dir, settings.private_notebooks_dir]
-    return [t for t in trees if t is not None and t.is_dir()]
 
 
 @click.group("registry", invoke_without_command=True)
@@ -73,46 +53,30 @@ def registry(
         return
     import uvicorn
 
-    from wod.registry import RegistryConfig, SeedError, SeedOptions, build_app
-
-    settings = ctx.settings
-    target = urlsplit(settings.apidb_url)
-    host = host or target.hostname or "127.0.0.1"
-    port = port or target.port or 8021
-    user = user or settings.apidb_user
-    password = settings.apidb_password
-    if not password and not no_seed:
-        password = secrets.token_urlsafe(12)
-        click.echo(f"apidb_password is not set: login {user!r} gets password {password}", err=True)
-    base = settings.base_stdid if base_stdid is None else base_stdid
-    config = RegistryConfig(
-        db_url=_db_url(settings, db),
-        token_ttl=token_ttl or settings.registry_token_ttl,
-        base_stdid=base,
-    )
-    if settings.registry_secret:
-        config.secret = settings.registry_secret
-    trees = [] if no_seed else _trees(settings, notebooks)
-    users = [] if no_seed else [(user, password, ("moderator",))]
-    try:
-        app = build_app(
-            config,
-            trees,
-            SeedOptions(
-                base_stdid=base,
-                account_pattern=settings.account_pattern,
-                url_pattern=settings.hub_url.rstrip("/") + "/user/{account}/lab",
-            ),
-            users,
+    with reported():
+        built = ops.registry_app(
+            ctx.settings,
+            host=host,
+            port=port,
+            db=db,
+            notebooks=notebooks,
+            base_stdid=base_stdid,
+            token_ttl=token_ttl,
+            user=user,
+            seed=not no_seed,
         )
-    except SeedError as exc:
-        raise click.ClickException(str(exc)) from None
+    if built.generated_password:
+        login = user or ctx.settings.apidb_user
+        click.echo(
+            f"apidb_password is not set: login {login!r} gets password {built.generated_password}",
+            err=True,
+        )
     click.echo(
-        f"registry on http://{host}:{port}/api (seeded from "
-        f"{', '.join(map(str, trees)) or 'nothing'})",
+        f"registry on http://{built.host}:{built.port}/api (seeded from "
+        f"{', '.join(map(str, built.seeded_from)) or 'nothing'})",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")
+    uvicorn.run(built.app, host=built.host, port=built.port, log_level="info", lifespan="off")
 
 
 @registry.command("add-user")
@@ -147,18 +111,7 @@ def add_user(
     db: str | None,
 ) -> None:
     """Create a login USERNAME, or reset its password and roles."""
-    from wod.registry import SeedError
-    from wod.registry.models import ensure_schema, make_engine, make_sessionmaker
-    from wod.registry.seed import ensure_user
-
     db = db or click_ctx.meta.get("wod.registry.db")
-    engine = make_engine(_db_url(ctx.settings, db))
-    ensure_schema(engine)
-    try:
-        with make_sessionmaker(engine)() as session, session.begin():
-            ensure_user(session, username, password, email=email, roles=roles)
-    except SeedError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
+    with reported():
+        ops.add_user(ctx.settings, username, password, roles=roles, email=email, db=db)
     click.echo(f"registry user {username} ({', '.join(roles)}) saved")

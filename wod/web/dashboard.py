@@ -17,7 +17,7 @@ import logging
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
@@ -29,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 from wod.ops import joblist, outbox, seatmap, status, workshops
 from wod.ops import jobs as jobops
 from wod.ops.common import OpsError
-from wod.queue import JobQueue
 from wod.settings import Settings
 from wod.web.auth import (
     SESSION_COOKIE,
@@ -41,6 +40,9 @@ from wod.web.auth import (
     Session,
     dashboard_prefix,
 )
+
+if TYPE_CHECKING:
+    from wod.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
