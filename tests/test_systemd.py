@@ -175,3 +175,12 @@ def test_serve_speaks_sd_notify_reloads_on_sighup_and_logs_json(tmp_path: Path):
     for peer in ("the api-db at", "JupyterHub at", "LDAP at"):
         assert any(peer in m and "does not answer" in m for m in messages_logged), peer
     assert any(e["level"] == "info" and "wod serve ready" in e["message"] for e in lines)
+
+
+def test_version_names_the_release_and_the_job_database_schema():
+    from wod import __version__
+    from wod.queue import SCHEMA_VERSION
+
+    done = subprocess.run([*WOD, "--version"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"wod {__version__} (job database schema {SCHEMA_VERSION})"
