@@ -11,6 +11,7 @@ import pytest
 
 from tests.plugins.lifecycle import run_cells, write_hook
 from wod.registry.models import Customer
+from wod.requests import Request, Verb
 
 S101 = "WKSHP-Sample101"  # reset: false
 S201 = "WKSHP-Sample201"  # reset: true
@@ -236,3 +237,18 @@ def test_purge_with_the_api_dbs_object_promise_student_id_is_recovered(backend):
     assert recovered.output == f"student {stdid} recovered from customer {cust['id']}"
     assert backend.student(stdid)["assigned"] is False
     assert not (backend.install.home(stdid) / S101).exists()
+
+
+def test_a_stored_request_the_lifecycle_cannot_act_on_fails_with_a_reason(backend):
+    """A request that reached the queue without one student (written by another tool, or an
+    older release) fails with a readable reason and changes nothing; no assertion error."""
+    cust, stdid = backend.customer(S101)
+    create(backend, S101, cust, stdid)
+    backend.queue.submit(Request(Verb.PURGE, stdid, cust["id"], S101, stdid_max=stdid + 1))
+    backend.queue.submit(Request(Verb.CLEANUP, None, cust["id"], S101))
+    jobs = backend.wait(3)
+    assert [(j.status, j.reason) for j in jobs[1:]] == [
+        ("failed", "PURGE takes one student id, not a range"),
+        ("failed", "CLEANUP has no student id to act on"),
+    ]
+    assert backend.student(stdid)["assigned"] is True

@@ -46,7 +46,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from wod import proc
 from wod.errors import HookFailed, Permanent, Rejected, Transient, Wait
+from wod.lifecycle.context import EarlierJob, StepRecord
 from wod.queue import Job, JobQueue
+from wod.requests import Request
 from wod.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,10 @@ class WorkerMetrics:
 
 @dataclass
 class JobContext:
-    """What a runner gets besides the job: step recording and the settings."""
+    """What a runner gets besides the job: step recording, the settings, and what the
+    queue knows about the job (the lifecycle's typed view:
+    :class:`wod.lifecycle.context.JobContext`, filled here so the lifecycle never reads
+    the queue).  Earlier steps and the previous job are read once, when first asked."""
 
     queue: JobQueue
     job: Job
@@ -96,6 +101,50 @@ class JobContext:
     metrics: WorkerMetrics | None = None
     _buffer: list[str] | None = field(default=None, repr=False)
     _orphan: list[str] = field(default_factory=list, repr=False)
+    _earlier: tuple[StepRecord, ...] | None = field(default=None, repr=False)
+    _previous: tuple[EarlierJob | None] | None = field(default=None, repr=False)
+
+    # -- the job, as the lifecycle sees it ---------------------------------------------
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+    @property
+    def request(self) -> Request:
+        return self.job.request
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempts
+
+    @property
+    def tries(self) -> int:
+        return self.job.tries
+
+    @property
+    def created(self) -> float:
+        return self.job.created
+
+    @property
+    def earlier_steps(self) -> tuple[StepRecord, ...]:
+        """Steps recorded by earlier attempts of this job, oldest first."""
+        if self._earlier is None:
+            self._earlier = tuple(
+                StepRecord(s.attempt, s.name, s.status)
+                for s in self.queue.job(self.job.id).steps
+                if s.attempt < self.job.attempts
+            )
+        return self._earlier
+
+    @property
+    def previous(self) -> EarlierJob | None:
+        """The student's latest earlier job, if any."""
+        if self._previous is None:
+            found = self.queue.previous_for_student(self.job.id)
+            self._previous = (
+                (EarlierJob(found.id, found.request, found.status) if found else None),
+            )
+        return self._previous[0]
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -147,6 +196,7 @@ class JobContext:
         job of that student has not finished yet."""
         self.queue.set_stdid(self.job.id, stdid)
         self.job = self.queue.job(self.job.id)
+        self._previous = None  # the student is known now
         if self.queue.earlier_unfinished(self.job.id):
             raise Wait(f"waiting for an earlier job of student {stdid}", delay=0.0)
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wod.lifecycle import steps
 from wod.requests import Request
 
 if TYPE_CHECKING:
+    from wod.lifecycle.context import JobContext
     from wod.services import Services
 
 
-def cleanup(svc: Services, job: Any, ctx: Any, request: Request) -> None:
+def cleanup(svc: Services, ctx: JobContext, request: Request) -> None:
     s = svc.settings
-    stdid = request.stdid
-    assert stdid is not None
+    stdid = steps.one_student(request)
     student_id = s.apidb_student_id(stdid)
 
     with ctx.step("workshop"):

@@ -14,35 +14,35 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wod.errors import Permanent, Transient
-from wod.lifecycle import steps
+from wod.lifecycle import context, steps
 from wod.requests import Request
 
 if TYPE_CHECKING:
+    from wod.lifecycle.context import JobContext
     from wod.services import Services
 
 
-def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
+def create(svc: Services, ctx: JobContext, request: Request) -> None:
     s = svc.settings
-    stdid = request.stdid
-    assert stdid is not None
+    stdid = steps.one_student(request)
     account = s.account(stdid)
 
-    duplicate = steps.duplicate_of(svc, job, request)
+    duplicate = context.duplicate_of(ctx, request)
     if duplicate is not None:
         with ctx.step("hub"):
             ctx.log(f"repeats job {duplicate}: seat already prepared and reported, left as is")
-            start_hub_server(svc, ctx, job, account, before_active=False)
+            start_hub_server(svc, ctx, account, before_active=False)
         return
 
-    if steps.reported_earlier(svc, job):
+    if context.reported_earlier(ctx):
         # The seat is ready and the api-db has its password: the hub start remains, and
         # (reporting twice is harmless) ``active``.
         with ctx.step("hub"):
             ctx.log("seat prepared and reported by an earlier attempt: starting the server")
-            start_hub_server(svc, ctx, job, account, before_active=True)
+            start_hub_server(svc, ctx, account, before_active=True)
         with ctx.step("active"):
             svc.apidb.update_customer(request.customer, active=True)
         return
@@ -114,16 +114,14 @@ def create(svc: Services, job: Any, ctx: Any, request: Request) -> None:
             svc.apidb.update_customer(request.customer, active=True)
 
     with ctx.step("hub"):
-        start_hub_server(svc, ctx, job, account, before_active=before_active)
+        start_hub_server(svc, ctx, account, before_active=before_active)
 
     if before_active:
         with ctx.step("active"):
             svc.apidb.update_customer(request.customer, active=True)
 
 
-def start_hub_server(
-    svc: Services, ctx: Any, job: Any, account: str, *, before_active: bool
-) -> None:
+def start_hub_server(svc: Services, ctx: JobContext, account: str, *, before_active: bool) -> None:
     """Start the student's server and wait until it is ready.  Before ``active`` is
     reported, a hub fault is retried only until ``hub_active_deadline`` after the
     request was received (the next attempt is never scheduled past it)."""
@@ -136,7 +134,7 @@ def start_hub_server(
         if not before_active:
             raise
         s = svc.settings
-        left = job.created + s.hub_active_deadline - time.time()
+        left = ctx.created + s.hub_active_deadline - time.time()
         if left <= 0:
             raise Permanent(
                 f"{exc.reason}; given up {s.hub_active_deadline:g} s after the request "

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wod.lifecycle import steps
 from wod.requests import Request
 
 if TYPE_CHECKING:
+    from wod.lifecycle.context import JobContext
     from wod.services import Services
 
 
-def purge(svc: Services, job: Any, ctx: Any, request: Request) -> None:
+def purge(svc: Services, ctx: JobContext, request: Request) -> None:
     s = svc.settings
-    stdid = request.stdid
-    assert stdid is not None
+    stdid = steps.one_student(request)
 
     with ctx.step("workshop"):
         workshop = steps.lookup_workshop(svc, request)
         steps.check_seats(svc, request, workshop)
 
     with ctx.step("wait-cleaned"):
-        steps.ensure_customer_cleaned(svc, job, request.customer)
+        steps.ensure_customer_cleaned(svc, ctx, request.customer)
 
     with ctx.step("hub"):
         steps.end_sessions(svc, ctx, stdid)

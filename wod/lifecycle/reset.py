@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wod.errors import Rejected
 from wod.lifecycle import steps
 from wod.requests import Request
 
 if TYPE_CHECKING:
+    from wod.lifecycle.context import JobContext
     from wod.services import Services
 
 
-def reset(svc: Services, job: Any, ctx: Any, request: Request) -> None:
+def reset(svc: Services, ctx: JobContext, request: Request) -> None:
     s = svc.settings
 
     with ctx.step("workshop"):
@@ -23,7 +24,7 @@ def reset(svc: Services, job: Any, ctx: Any, request: Request) -> None:
         steps.require_hooks(svc, "reset", request)
 
     with ctx.step("wait-cleaned"):
-        steps.ensure_customer_cleaned(svc, job, request.customer)
+        steps.ensure_customer_cleaned(svc, ctx, request.customer)
 
     passwords: dict[int, str] = {}
     with ctx.step("password"):

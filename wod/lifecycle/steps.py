@@ -19,6 +19,7 @@ from wod.requests import Request
 from wod.values import seat_error, truthy
 
 if TYPE_CHECKING:
+    from wod.lifecycle.context import JobContext
     from wod.services import Services
     from wod.services.apidb import Workshop
 
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 new_password = passwords.generate
 
 
-def recover_student(svc: Services, job: Any, request: Request) -> Request:
-    """Resolve an ``[object Promise]`` student id from the customer record (SPEC 2.2)."""
+def recover_student(svc: Services, ctx: JobContext, request: Request) -> Request:
+    """Resolve an ``[object Promise]`` student id from the customer record (SPEC 2.2) and
+    pin it on the job (:class:`Wait` while an earlier job of that student is unfinished)."""
     if not request.recover_stdid or request.stdid is not None:
         return request
     customer = svc.apidb.customer(request.customer)
@@ -53,10 +55,18 @@ def recover_student(svc: Services, job: Any, request: Request) -> Request:
         recover_stdid=False,
         notes=(*request.notes, f"student {stdid} recovered from customer {request.customer}"),
     )
-    svc.queue.set_stdid(job.id, stdid)
-    if svc.queue.earlier_unfinished(job.id):
-        raise Wait(f"waiting for an earlier job of student {stdid}", delay=0.0)
+    ctx.set_stdid(stdid)
     return recovered
+
+
+def one_student(request: Request) -> int:
+    """The one student a CREATE, CLEANUP or PURGE is for; :class:`Rejected` when the
+    request has none (never acted on) or a range."""
+    if request.stdid is None:
+        raise Rejected(f"{request.verb.value} has no student id to act on")
+    if request.is_range:
+        raise Rejected(f"{request.verb.value} takes one student id, not a range")
+    return request.stdid
 
 
 def lookup_workshop(svc: Services, request: Request) -> Workshop:
@@ -137,7 +147,12 @@ def hook_env(
 
 
 def run_hooks(
-    svc: Services, ctx: Any, kind: str, request: Request, env: dict[str, str], **options: Any
+    svc: Services,
+    ctx: JobContext,
+    kind: str,
+    request: Request,
+    env: dict[str, str],
+    **options: Any,
 ) -> None:
     """Run the workshop's ``kind`` hooks; each one's summary goes into the job record."""
     for run in svc.hooks.run(kind, request.folder, env, **options):
@@ -166,38 +181,6 @@ def appliance_target(
     )
 
 
-def reported_earlier(svc: Services, job: Any, step: str = "report") -> bool:
-    """Whether an earlier automatic attempt of this job (since the last manual retry, or a
-    crash) got through ``step``.  Once a CREATE has given the api-db the password, the
-    api-db may mail it to the participant at any tick: a retry must not change it."""
-    record = svc.queue.job(job.id)
-    first = record.attempts - record.tries  # attempts made before the last manual retry
-    return any(
-        s.name == step and s.status == "done" and first < s.attempt < record.attempts
-        for s in record.steps
-    )
-
-
-def duplicate_of(svc: Services, job: Any, request: Request) -> int | None:
-    """The id of the CREATE this one repeats, if the seat is still as that one left it.
-
-    The api-db re-sends a CREATE it thinks was not received (SPEC 2.2).  When the student's
-    last job is a finished CREATE for the same customer and workshop, the seat is ready
-    and the participant may already have the password and be working: running it again
-    would wipe their work and change the password they were mailed."""
-    previous = svc.queue.previous_for_student(job.id)
-    if (
-        previous is not None
-        and previous.status == "done"
-        and previous.request.verb == request.verb
-        and previous.request.customer == request.customer
-        and previous.request.workshop == request.workshop
-        and previous.request.stdids == request.stdids
-    ):
-        return previous.id
-    return None
-
-
 def ensure_seat_free(svc: Services, request: Request, holder: int | None) -> str | None:
     """Before a CREATE replaces the session of another customer (``holder``, who was never
     cleaned), ask the api-db whether that customer is still active: the api-db hands one
@@ -218,7 +201,7 @@ def ensure_seat_free(svc: Services, request: Request, holder: int | None) -> str
     return f"previous customer {holder} is no longer active: seat taken over"
 
 
-def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
+def ensure_customer_cleaned(svc: Services, ctx: JobContext, customer: int) -> None:
     """Bounded fallback before RESET/PURGE (SPEC 3.5).
 
     Local jobs of one student are already serialized by the queue, so a CLEANUP received
@@ -232,7 +215,7 @@ def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     record = svc.apidb.customer(customer)
     if truthy(record.get("cleaned")):
         return
-    waited = time.time() - job.created
+    waited = time.time() - ctx.created
     if waited < s.cleaned_poll_timeout:
         raise Wait(
             f"customer {customer} not cleaned yet (waited {waited:.0f} s of "
@@ -242,7 +225,7 @@ def ensure_customer_cleaned(svc: Services, job: Any, customer: int) -> None:
     log.warning("customer %s still not cleaned after %.0f s; proceeding", customer, waited)
 
 
-def end_sessions(svc: Services, ctx: Any, stdid: int) -> None:
+def end_sessions(svc: Services, ctx: JobContext, stdid: int) -> None:
     """End everything the seat's last participant holds: the hub server, every hub login,
     cookie and token of the seat's hub user (deleted and re-created), then the student's
     remaining processes.  Idempotent."""

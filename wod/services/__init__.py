@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 @dataclass
 class Services:
     settings: Settings
-    queue: Any
     apidb: ApiDb
     hub: Hub | None
     accounts: Accounts
@@ -32,7 +31,7 @@ class Services:
     content: Content
 
     @classmethod
-    def from_settings(cls, settings: Settings, queue: Any, metrics: Any = None) -> Services:
+    def from_settings(cls, settings: Settings, metrics: Any = None) -> Services:
         """Every service from ``settings``; with ``metrics`` (a
         :class:`wod.metrics.PeerMetrics`) the api-db, hub and LDAP calls are timed."""
         from wod.content.service import Content
@@ -44,7 +43,6 @@ class Services:
 
         return cls(
             settings=settings,
-            queue=queue,
             apidb=ApiDb.from_settings(settings, transport=_measured(metrics, "apidb")),
             hub=(
                 Hub.from_settings(settings, transport=_measured(metrics, "hub"))
