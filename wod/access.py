@@ -23,18 +23,11 @@ log = logging.getLogger(__name__)
 
 def make_guard(settings: Settings) -> Callable[[Request], None]:
     """A FastAPI dependency enforcing ``allowed_clients`` and ``http_token``."""
-    networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_clients]
+    check_client = make_client_check(settings)
     token = settings.http_token
 
     def guard(request: Request) -> None:
-        host = request.client.host if request.client else ""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
-        if address is None or not any(address in net for net in networks):
-            log.warning("HTTP client %s refused: not in allowed_clients", host or "?")
-            raise HTTPException(403, "client address not allowed")
+        check_client(request)
         if not token and not settings.demo:
             # Production without a token: nobody gets in (wod serve refuses to start so,
             # this is the second line of defence for apps built otherwise).
