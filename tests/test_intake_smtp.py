@@ -10,6 +10,7 @@ import smtplib
 import socket
 import sqlite3
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -577,3 +578,40 @@ def test_a_local_user_listed_in_smtp_local_users_may_send_commands(
         assert [j.request.stdid for j in running.queue.jobs()] == [3]
     finally:
         running.thread.stop()
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (a second local account)")
+@pytest.mark.parametrize("how", ["_ask_kernel", "_read_tables"])
+def test_the_peer_of_a_local_connection_is_its_owner(local_user: LocalUser, how: str) -> None:
+    """Both ways of asking the kernel (sock_diag, /proc/net/tcp*) name the client's uid."""
+    from wod.intake import peer
+
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family) as server:
+            server.bind((host, 0))
+            server.listen()
+            port = server.getsockname()[1]
+            client = subprocess.Popen(
+                [
+                    "runuser",
+                    "-u",
+                    local_user.name,
+                    "--",
+                    "/usr/bin/python3",
+                    "-c",
+                    "import socket, sys; s = socket.create_connection((sys.argv[1], "
+                    "int(sys.argv[2]))); s.recv(1)",
+                    host,
+                    str(port),
+                ],
+            )
+            try:
+                conn, address = server.accept()
+                with conn:
+                    found = getattr(peer, how)(address[:2], conn.getsockname()[:2])
+                    assert found == peer.LocalPeer(local_user.uid)
+                    conn.sendall(b"x")
+            finally:
+                client.wait(10)
+    assert getattr(peer, how)(("192.0.2.1", 4000), ("127.0.0.1", 25)) is None  # not local
