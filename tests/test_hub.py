@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.plugins.hub import RunningHub
+from tests.plugins.hub import HubBrowser, RunningHub
 from tests.plugins.paths import get_free_port
 from wod.errors import Permanent, Transient
 from wod.services.hub import TOKEN_REJECTED, Hub
@@ -216,3 +216,81 @@ def test_hub_at_its_spawn_limit_is_transient_with_its_retry_delay() -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+class _ProxyWithoutHub(http.server.BaseHTTPRequestHandler):
+    """What configurable-http-proxy answers before the hub has added its route (a hub
+    starting up): a plain 404, not the hub's JSON one."""
+
+    def _answer(self) -> None:
+        body = b"404: Not Found"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_proxy_404_is_transient_not_an_unknown_user() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyWithoutHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with Hub(url, "t", timeout=5, spawn_wait=1) as hub:
+            for call in (hub.start_server, hub.end_sessions, hub.server_status):
+                with pytest.raises(Transient, match="no JupyterHub API"):
+                    call("alice")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.hub
+def test_end_sessions_voids_the_users_login_and_keeps_the_user(
+    hub: Hub, jupyterhub: RunningHub
+) -> None:
+    user = "carol"
+    browser = HubBrowser(jupyterhub.url)
+    try:
+        hub.start_server(user)
+        # The test hub's DummyAuthenticator takes any password.
+        browser.log_in(user, "any", f"/user/{user}/api/status")
+        assert browser.path() == f"/user/{user}/api/status", browser.history
+        assert browser.get("/hub/api/user").json()["name"] == user
+
+        ended = hub.end_sessions(user)
+        assert ended.recreated and ended.servers_stopped == ("",)
+        assert "deleted and re-created" in ended.summary()
+        assert hub.server_status(user) is None
+        assert browser.get("/hub/api/user").status_code == 403
+        hub.start_server(user)
+        assert browser.get(f"/user/{user}/api/status").status_code == 403, browser.history
+        assert hub.ensure_user(user) is False  # the seat's hub user is back
+        # Unknown to the hub (a retried CLEANUP after a crash mid-way): only created.
+        assert hub.end_sessions("frank").recreated is False
+        assert hub.ensure_user("frank") is False
+    finally:
+        browser.close()
+        hub.stop_server(user)
+
+
+@pytest.mark.hub
+def test_session_probe_passes_with_the_needed_scopes_and_names_the_missing_one(
+    hub: Hub, jupyterhub: RunningHub
+) -> None:
+    probe = hub.probe_session_end()
+    assert probe.ok, probe.problems
+    assert probe.version.startswith(("5.", "6.", "7."))
+    assert hub.server_status("wod-session-probe") is None
+    with Hub(jupyterhub.url, jupyterhub.weak_token, timeout=10, spawn_wait=5) as weak:
+        refused = weak.probe_session_end()
+    assert not refused.ok
+    assert any("admin:users" in p for p in refused.problems), refused.problems
+    assert jupyterhub.weak_token not in " ".join(refused.problems)

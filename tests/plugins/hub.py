@@ -15,6 +15,15 @@ edge cases are exercised against the real hub rather than a fake:
 - ``BROKEN_USER``: its single-user command does not exist, so the spawn fails (500) and
   the reason is only available from the progress event stream.
 
+``pam_jupyterhub`` is a second hub, as a real install runs it: ``PAMAuthenticator`` and
+``LocalProcessSpawner``, whose allowed users are real Linux accounts (root only).  It
+picks a test-only account pattern and ids; a test makes those accounts with
+``install_factory(**pam_jupyterhub.install_values())``.  The single-user servers run as
+the student accounts, so they cannot use this virtualenv (its interpreter lives under a
+private ``/root``): they run from ``.venv/singleuser``, made from Debian's Python with
+``jupyterhub`` + ``jupyterlab`` by ``scripts/install-test-deps.sh``.  The students' homes
+live in a world-traversable folder outside pytest's private tmp dir.
+
 Teardown sends SIGTERM and waits (the hub then stops the user servers and the proxy);
 SIGKILL is the last resort, after which every process carrying this hub's marker in its
 environment (proxy, user servers) is killed by pid, so nothing is left running.
@@ -23,15 +32,18 @@ environment (proxy, user servers) is killed by pid, so nothing is left running.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -45,6 +57,7 @@ INSTALL_SCRIPT = ROOT / "scripts" / "install-test-deps.sh"
 USERS = ("alice", "bob", "carol")
 SLOW_USER = "slowpoke"
 BROKEN_USER = "broken"
+HUB_ADMIN = "hubadmin"
 MARKER = "WOD_TEST_HUB_ID"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -56,11 +69,17 @@ class RunningHub:
 
     url: str
     token: str
+    weak_token: str  # a service with admin:servers only (no admin:users)
     users: tuple[str, ...]
     slow_user: str
     broken_user: str
     root: Path
     log_path: Path
+    #: The dashboard's OAuth login (tests/test_dashboard*.py): the "wod" service is also an
+    #: OAuth client redirecting to http://127.0.0.1:<dashboard_port>/oauth_callback, and
+    #: ``hub_admin`` is a hub admin (the other users are not).
+    dashboard_port: int = 0
+    hub_admin: str = ""
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -104,14 +123,36 @@ c.Spawner.http_timeout = 30
 c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 1}}
 
-c.JupyterHub.services = [{{"name": "wod", "api_token": {token!r}}}]
+c.JupyterHub.services = [
+    {{"name": "wod", "api_token": {token!r}}},
+    {{"name": "wod-weak", "api_token": {weak_token!r}}},
+]
 c.JupyterHub.load_roles = [
     {{
         "name": "wod-backend",
         "scopes": ["admin:servers", "admin:users", "list:users", "read:users"],
         "services": ["wod"],
-    }}
+    }},
+    {{
+        "name": "wod-start-stop-only",
+        "scopes": ["admin:servers", "read:users"],
+        "services": ["wod-weak"],
+    }},
 ]
+
+
+# The dashboard logs hub admins in with OAuth as the "wod" service (client service-wod,
+# secret: its api_token); the tests serve it on {dashboard_port}.
+c.JupyterHub.services[0].update(
+    oauth_redirect_uri="http://127.0.0.1:{dashboard_port}/oauth_callback",
+    oauth_no_confirm=True,
+)
+c.Authenticator.admin_users = {{{hub_admin!r}}}
+# Every user may reach the service (the dashboard itself lets only admins in).
+c.JupyterHub.load_roles.append(
+    {{"name": "user", "scopes": ["self", "access:services!service=wod"]}}
+)
+c.Authenticator.allowed_users = c.Authenticator.allowed_users | {{{hub_admin!r}}}
 
 
 async def _pre_spawn(spawner):
@@ -198,6 +239,30 @@ def _stop(proc: subprocess.Popen[bytes], hub_id: str) -> None:
     _kill_leftovers(hub_id)
 
 
+def _ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(get_free_port())
+    return list(ports)
+
+
+def _launch(root: Path, config: Path, hub_id: str, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(NODE_BIN), str(VENV_BIN), env.get("PATH", "")])
+    env[MARKER] = hub_id
+    env.pop("JUPYTERHUB_API_TOKEN", None)
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     """A real JupyterHub on 127.0.0.1, shared by the whole test session."""
@@ -217,9 +282,10 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]
     port, hub_port, proxy_api_port = get_free_port(), get_free_port(), get_free_port()
     while len({port, hub_port, proxy_api_port}) < 3:
         hub_port, proxy_api_port = get_free_port(), get_free_port()
-    token = secrets.token_hex(24)
+    token, weak_token = secrets.token_hex(24), secrets.token_hex(24)
     hub_id = secrets.token_hex(8)
     users = (*USERS, SLOW_USER, BROKEN_USER)
+    dashboard_port = get_free_port()
     config = root / "jupyterhub_config.py"
     config.write_text(
         CONFIG.format(
@@ -238,37 +304,288 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]
             hub_id=hub_id,
             homes=str(homes),
             token=token,
+            weak_token=weak_token,
             slow=SLOW_USER,
             broken=BROKEN_USER,
+            dashboard_port=dashboard_port,
+            hub_admin=HUB_ADMIN,
         )
     )
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(NODE_BIN), str(VENV_BIN), env.get("PATH", "")])
-    env[MARKER] = hub_id
-    env.pop("JUPYTERHUB_API_TOKEN", None)
     log_path = root / "jupyterhub.log"
     url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = _launch(root, config, hub_id, log_path)
     try:
         _wait_ready(url, proc, log_path)
         yield RunningHub(
             url=url,
             token=token,
+            weak_token=weak_token,
             users=users,
             slow_user=SLOW_USER,
             broken_user=BROKEN_USER,
             root=root,
             log_path=log_path,
+            dashboard_port=dashboard_port,
+            hub_admin=HUB_ADMIN,
         )
     finally:
         _stop(proc, hub_id)
         shutil.rmtree(homes, ignore_errors=True)
+
+
+# -- a hub as installs run it: PAM logins, local processes, real accounts --------------------
+
+SINGLEUSER_VENV = ROOT / ".venv" / "singleuser"
+PAM_SEATS = (1, 8)  # the install fixture's seats (tests/plugins/install.py SEATS)
+
+PAM_CONFIG = """\
+# Generated by tests/plugins/hub.py: PAM logins, LocalProcessSpawner, real accounts.
+c = get_config()  # noqa: F821
+
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.JupyterHub.db_url = {db_url!r}
+c.JupyterHub.cookie_secret_file = {cookie_file!r}
+c.JupyterHub.pid_file = {hub_pid!r}
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.cleanup_proxy = True
+
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.auth_token = {proxy_token!r}
+c.ConfigurableHTTPProxy.pid_file = {proxy_pid!r}
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.ConfigurableHTTPProxy.should_start = True
+
+c.JupyterHub.authenticator_class = "pam"
+c.Authenticator.allowed_users = set({users!r})
+
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [{singleuser!r}]
+c.Spawner.default_url = "/lab"
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.environment = {{{marker!r}: {hub_id!r}}}
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 60
+
+c.JupyterHub.services = [{{"name": "wod", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = [
+    {{
+        "name": "wod-backend",
+        "scopes": ["admin:servers", "admin:users", "read:hub"],
+        "services": ["wod"],
+    }}
+]
+"""
+
+
+@dataclass
+class PamHub:
+    """The PAM hub of the session; ``stop()``/``start()`` take it down and bring it back
+    (same database, same users) for tests of a hub outage."""
+
+    url: str
+    token: str
+    root: Path
+    log_path: Path
+    students_dir: Path
+    account_pattern: str
+    id_base: int
+    config: Path
+    hub_id: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    def account(self, n: int) -> str:
+        return self.account_pattern.format(n=n)
+
+    def install_values(self) -> dict[str, object]:
+        """Settings for ``install_factory``: system accounts this hub lets in, homes the
+        student servers can reach, and this hub."""
+        return {
+            "accounts": "system",
+            # wod serve refuses to start without its admin account: one that exists.
+            "admin_user": "root",
+            "account_pattern": self.account_pattern,
+            "uid_base": self.id_base,
+            "gid_base": self.id_base,
+            "students_dir": str(self.students_dir),
+            "hub_url": self.url,
+            "hub_token": self.token,
+        }
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.proc = _launch(self.root, self.config, self.hub_id, self.log_path)
+        _wait_ready(self.url, self.proc, self.log_path)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, self.hub_id)
+            self.proc = None
+
+
+def _singleuser_usable(command: Path) -> str | None:
+    """Why the student accounts cannot run ``command`` (None when they can): checked as
+    ``nobody``, since the spawner runs it under the student's uid."""
+    if not command.exists():
+        return f"{command} not found (scripts/install-test-deps.sh makes it)"
+    python = command.parent / "python3"
+    try:
+        subprocess.run(
+            [str(python), "-c", "import jupyterhub.singleuser, jupyterlab"],
+            user=65534,
+            group=65534,
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{python} cannot import jupyterhub/jupyterlab as an unprivileged user: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pam_jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PamHub]:
+    """A real JupyterHub with PAM logins and local processes, for real Linux accounts."""
+    if os.geteuid() != 0:
+        pytest.skip("PAM logins and local student servers need root")
+    chp = _proxy_available()
+    if chp is None:
+        pytest.skip("configurable-http-proxy is not installed (scripts/install-test-deps.sh)")
+    singleuser = SINGLEUSER_VENV / "bin" / "jupyterhub-singleuser"
+    if not singleuser.exists() and INSTALL_SCRIPT.exists():
+        subprocess.run(
+            [str(INSTALL_SCRIPT)], cwd=ROOT, capture_output=True, timeout=600, check=False
+        )
+    problem = _singleuser_usable(singleuser)
+    if problem:
+        pytest.skip(problem)
+
+    root = tmp_path_factory.mktemp("pamhub")
+    # pytest's tmp dirs are private to root: the students' homes must be reachable by
+    # the student accounts (each home itself stays 0700).
+    base = Path(tempfile.mkdtemp(prefix="wod-pamhub-"))
+    os.chmod(base, 0o755)
+    students = base / "students"
+    students.mkdir(mode=0o755)
+    tag = secrets.token_hex(2)
+    pattern = f"w{tag}s{{n}}"
+    id_base = 61000 + 100 * secrets.randbelow(9)
+    users = sorted(pattern.format(n=n) for n in range(PAM_SEATS[0], PAM_SEATS[1] + 1))
+    port, hub_port, proxy_api_port = _ports(3)
+    token = secrets.token_hex(24)
+    hub_id = secrets.token_hex(8)
+    config = root / "jupyterhub_config.py"
+    config.write_text(
+        PAM_CONFIG.format(
+            port=port,
+            hub_port=hub_port,
+            proxy_api_port=proxy_api_port,
+            db_url=f"sqlite:///{root / 'jupyterhub.sqlite'}",
+            cookie_file=str(root / "cookie_secret"),
+            hub_pid=str(root / "jupyterhub.pid"),
+            proxy_pid=str(root / "proxy.pid"),
+            proxy_token=secrets.token_hex(24),
+            chp=str(chp),
+            users=users,
+            singleuser=str(singleuser),
+            marker=MARKER,
+            hub_id=hub_id,
+            token=token,
+        )
+    )
+    hub = PamHub(
+        url=f"http://127.0.0.1:{port}",
+        token=token,
+        root=root,
+        log_path=root / "jupyterhub.log",
+        students_dir=students,
+        account_pattern=pattern,
+        id_base=id_base,
+        config=config,
+        hub_id=hub_id,
+    )
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class HubBrowser:
+    """A participant's browser over HTTP: one cookie jar, redirects followed, the hub's
+    login form posted with its ``_xsrf`` field.  ``history`` holds every URL visited by
+    the last request, redirects included."""
+
+    def __init__(self, hub_url: str, timeout: float = 60.0) -> None:
+        self.hub_url = hub_url.rstrip("/")
+        self.client = httpx.Client(follow_redirects=True, timeout=timeout)
+        self.history: list[str] = []
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(self, path: str) -> httpx.Response:
+        response = self.client.get(self.hub_url + path)
+        self.history = [str(r.url) for r in response.history] + [str(response.url)]
+        return response
+
+    def log_in(self, user: str, password: str, next_path: str = "") -> httpx.Response:
+        """Open the login page (with ``next`` like a link that needed a login) and post
+        the form, as a person typing the mailed credentials would."""
+        query = f"?next={quote(next_path)}" if next_path else ""
+        page = self.client.get(f"{self.hub_url}/hub/login{query}")
+        page.raise_for_status()
+        found = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text)
+        xsrf = found.group(1) if found else self.client.cookies.get("_xsrf", "")
+        response = self.client.post(
+            f"{self.hub_url}/hub/login{query}",
+            data={"username": user, "password": password, "_xsrf": xsrf},
+        )
+        self.history = [str(r.url) for r in response.history] + [str(response.url)]
+        return response
+
+    def put_text(self, user: str, path: str, text: str) -> httpx.Response:
+        """Save a file through the user's server, as JupyterLab does (its ``_xsrf``
+        cookie echoed in the header)."""
+        xsrf = self.client.cookies.get("_xsrf", path=f"/user/{user}/") or ""
+        return self.client.put(
+            f"{self.hub_url}/user/{user}/api/contents/{quote(path)}",
+            json={"type": "file", "format": "text", "content": text},
+            headers={"X-XSRFToken": xsrf},
+        )
+
+    def path(self) -> str:
+        """The path the last request ended on."""
+        return httpx.URL(self.history[-1]).path if self.history else ""
+
+    def visited(self, fragment: str) -> bool:
+        return any(fragment in url for url in self.history)
+
+
+def is_login_page(response: httpx.Response) -> bool:
+    return httpx.URL(str(response.url)).path.endswith("/hub/login") and 'name="password"' in (
+        response.text
+    )
+
+
+def is_jupyterlab(response: httpx.Response, user: str) -> bool:
+    return (
+        response.status_code == 200
+        and httpx.URL(str(response.url)).path.startswith(f"/user/{user}/lab")
+        and "jupyter-config-data" in response.text
+    )
