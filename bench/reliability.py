@@ -433,8 +433,8 @@ def scenario_hub(args: argparse.Namespace, tmp: Path) -> str:
         hub.stop()
     return _outage_text(
         "A real JupyterHub (SimpleLocalProcessSpawner, configurable-http-proxy) stopped "
-        "(SIGTERM: it stops its proxy and the user servers) and started again on the same "
-        "database",
+        "(SIGTERM: it stops its proxy and the user servers; it comes back on the same "
+        "database)",
         args,
         mails,
         verdict,
@@ -528,7 +528,7 @@ def scenario_leak(args: argparse.Namespace, tmp: Path) -> str:
             rss, peak = memory_kib(r.serve.pid)
             marks[total] = mb(rss)
             rows.append(f"| {total} | {mb(rss):.1f} | {mb(peak):.1f} | {rate:.1f} |")
-    at_2k = next(v for k, v in sorted(marks.items()) if k >= 2000)
+    at_2k = next((v for k, v in sorted(marks.items()) if k >= 2000), marks[min(marks)])
     last = marks[max(marks)]
     lines = [
         f"{total} jobs in chunks of 1,000 (100 seats x 5 sessions, CREATE + CLEANUP, "

@@ -902,6 +902,10 @@ class Hub:
                 token=self.token,
                 slow=plugin.SLOW_USER,
                 broken=plugin.BROKEN_USER,
+                # Values other parts of the shared configuration text use.
+                dashboard_port=get_free_port(),
+                hub_admin="wodadmin",
+                weak_token=secrets.token_hex(24),
             )
         )
         env = dict(os.environ)
