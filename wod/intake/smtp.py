@@ -23,7 +23,10 @@ Every queue write goes through one writer thread in the order the messages ended
 job order (per seat: the order jobs run) is the order of the ``250`` replies.  Any
 other recipient (participant mail, SPEC 2.3) is never parsed: :class:`Outgoing` relays it
 or stores it in the outbox.  Clients outside ``settings.allowed_clients`` get 554, are
-logged and recorded as rejections.
+logged and recorded as rejections.  A client on this host must also run as root,
+``admin_user`` or one of ``smtp_local_users`` to send command mail (its socket's uid,
+asked of the kernel: :mod:`wod.intake.peer`); otherwise its command mail gets 554 and is
+recorded.
 
 Limit: a client that both sends more than a few MB before reading and resets the connection
 may lose the part the kernel still held when the reset arrived (the api-db sends ~200 bytes).
