@@ -43,11 +43,9 @@ def recover_student(svc: Services, ctx: JobContext, request: Request) -> Request
             f"student (studentId={raw!r})"
         ) from None
     s = svc.settings
-    if not s.user_min <= stdid <= s.user_max:
-        raise Rejected(
-            f"student {stdid} recovered from customer {request.customer} is outside "
-            f"[{s.user_min}, {s.user_max}]"
-        )
+    problem = seat_error(stdid, s)
+    if problem:
+        raise Rejected(f"{problem} (recovered from customer {request.customer})")
     recovered = dataclasses.replace(
         request,
         stdid=stdid,

@@ -17,6 +17,7 @@ from wod.ops.seats import _apply as fold_one  # the one fold rule
 from wod.queue import Job, JobQueue
 from wod.services.accounts import Accounts
 from wod.settings import Settings
+from wod.values import seat_error
 
 STATES = ("free", "active", "cleaning", "failed", "quarantined")
 
@@ -135,10 +136,9 @@ def seat_history(
     settings: Settings, queue: JobQueue, accounts: Accounts, stdid: int
 ) -> SeatHistory:
     """One seat with every job that touched it."""
-    if not settings.user_min <= stdid <= settings.user_max:
-        raise NotFound(
-            f"seat {stdid} is not served here (seats {settings.user_min}-{settings.user_max})"
-        )
+    problem = seat_error(stdid, settings, what="seat")
+    if problem:
+        raise NotFound(problem)
     held = quarantined_seats(settings)
     seat = recent_seat(settings, queue, accounts, stdid)
     cell = Cell(
