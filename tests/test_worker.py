@@ -338,8 +338,12 @@ def test_hook_left_running_by_a_killed_server_is_killed_before_its_job_resumes(i
     try:
         _wait_for(lambda: (logs / "first.pid").is_file(), 60, "the hook to start", first)
         hook_pids = [int((logs / f"{f}.pid").read_text()) for f in ("first", "child")]
-        [recorded] = queue.processes()
-        assert (recorded.job_id, recorded.pgid) == (job_id, hook_pids[0])
+        _wait_for(
+            lambda: [(r.job_id, r.pgid) for r in queue.processes()] == [(job_id, hook_pids[0])],
+            10,
+            "the hook's process group on record",
+            first,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
