@@ -217,3 +217,19 @@ def test_serve_refuses_a_taken_port(tmp_path, free_port):
     assert f"smtp_port port 127.0.0.1:{free_port} is taken" in done.stderr, done.stderr
     # The state was made private before anything listened.
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+def test_wod_init_is_a_demo_layout_and_says_so(tmp_path: Path):
+    done = subprocess.run(
+        [*WOD, "init", str(tmp_path / "inst")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "local/demo layout" in done.stdout and "wod install" in done.stdout
+    config = tmp_path / "inst" / "wod.yml"
+    assert "demo: true" in config.read_text()
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "inst" / "state").stat().st_mode) == 0o700

@@ -143,7 +143,8 @@ def run_demo(root: Path, *, say: Callable[[str], None] = print) -> DemoResult:
     settings = load_settings(config, environ={})
     say(
         f"1. wod init {root}: settings {config}, {settings.accounts} accounts, "
-        f"seats {settings.user_min}-{settings.user_max}"
+        f"seats {settings.user_min}-{settings.user_max}, demo: {str(settings.demo).lower()} "
+        "(a local demo; a production host uses wod install)"
     )
     accounts = make_accounts(settings)
     for n in range(settings.user_min, settings.user_max + 1):
