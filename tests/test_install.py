@@ -175,3 +175,31 @@ def test_install_connects_postfix_to_the_intake_socket(tmp_path: Path, names: Na
     assert "myhostname = backend.example.com" in (postfix / "main.cf").read_text()
     second = wod_install("--root", str(root), "--no-check", *names.flags())
     assert "no changes" in second.stdout, second.stdout
+
+
+def test_install_refuses_a_demo_configuration_in_place(tmp_path: Path):
+    root = tmp_path / "root"
+    init = subprocess.run(
+        [*WOD, "init", str(root / "etc/wod")], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert init.returncode == 0
+    done = wod_install("--root", str(root), "--mail", "smtp", "--sender", SENDER, "--no-check")
+    assert done.returncode == 1
+    assert "is a local/demo configuration (demo: true" in done.stderr
+    assert "mv " in done.stderr  # what to do
+
+
+def test_a_rerun_keeps_the_admins_edits(tmp_path: Path, names: Names):
+    root = tmp_path / "root"
+    first = wod_install("--root", str(root), "--mail", "smtp", "--no-check", *names.flags())
+    assert first.returncode == 0, first.stderr
+    config = root / "etc/wod/wod.yml"
+    config.write_text(
+        config.read_text().replace("# apidb_url: ", "apidb_url: https://apidb.example.com/api #")
+    )
+    second = wod_install("--root", str(root), "--mail", "smtp", "--no-check", *names.flags())
+    assert second.returncode == 0, second.stderr
+    assert f"done: update {config}" in second.stdout  # rewritten, the edit kept
+    assert load_settings(config, environ={}).apidb_url == "https://apidb.example.com/api"
+    third = wod_install("--root", str(root), "--mail", "smtp", "--no-check", *names.flags())
+    assert "no changes" in third.stdout
