@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 from click.testing import CliRunner
 
 from tests.plugins.install import Backend, Install
@@ -83,3 +84,32 @@ def test_http_sends_and_errors_are_readable(install_factory, backend_factory) ->
     denied = _wod(install, "send", "--http", "--url", url, "CLEANUP", "1", "2", "-w", WORKSHOP)
     assert denied.exit_code == 1
     assert "HTTP 401 Unauthorized: missing or wrong token" in denied.output
+
+
+def test_send_over_the_admin_api(install_factory, backend_factory) -> None:
+    backend = _started(install_factory, backend_factory)
+    cust = backend.install.registry.create_customer(WORKSHOP, email="carol@example.com")
+    stdid = cust["studentId"] - backend.settings.base_stdid
+    url = f"http://127.0.0.1:{backend.server.http_port}/api/send"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {
+        "verb": "CREATE",
+        "args": [str(stdid), str(cust["id"]), "carol@example.com"],
+        "workshop": WORKSHOP,
+        "port": backend.server.smtp_port,
+        "wait": 60,
+    }
+    assert httpx.post(url, json=body).status_code == 401
+    done = httpx.post(url, json=body, headers=auth, timeout=90)
+    assert done.status_code == 200, done.text
+    (sent,) = done.json()["sent"]
+    (outcome,) = done.json()["outcomes"]
+    assert sent["ok"] and sent["job"] == outcome["job"]
+    assert outcome["status"] == "done" and outcome["subject"].startswith(f"CREATE {stdid} ")
+    refused = httpx.post(url, json={**body, "verb": "FROB"}, headers=auth)
+    assert refused.status_code == 400
+    assert "the server would refuse it: unknown verb 'FROB'" in refused.json()["error"]
+    ranged = httpx.post(
+        url, json={**body, "verb": "PURGE", "args": ["1"], "students": "2-3"}, headers=auth
+    )
+    assert ranged.json() == {"error": "PURGE refuses a range: purge one seat at a time"}

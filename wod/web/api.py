@@ -16,6 +16,9 @@ answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes i
   /api/accounts/kill-stale {"older_than", "match"}``, ``POST /api/deploy {"workshop",
   "student", "dry_run", "variables"}``, ``GET /api/vars?workshop=&student=`` (secrets
   masked), ``GET /api/completion?workshop=&student=``.
+- ``POST /api/send {"verb", "workshop", "args", "students", "how", "host", "port", "check",
+  "wait"}`` (``wod send --json``: the test action, sent to this backend's own listener by
+  default; ``wait`` seconds to follow the jobs, at most 600).
 """
 
 from __future__ import annotations
@@ -180,5 +183,30 @@ def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
 
         result = completion(settings, workshop, student)
         return {**jsonable(result), "percent": result.percent}
+
+    @router.post("/send")
+    def send_requests(
+        verb: str = Body(..., embed=True),
+        workshop: str = Body(..., embed=True),
+        args: Annotated[list[str] | None, Body(embed=True)] = None,
+        students: str | None = Body(None, embed=True),
+        how: str = Body("smtp", embed=True),
+        host: str | None = Body(None, embed=True),
+        port: int | None = Body(None, embed=True),
+        check: bool = Body(True, embed=True),
+        wait: float = Body(0.0, embed=True),
+    ) -> dict[str, Any]:
+        from wod.ops import send as send_ops
+
+        planned = send_ops.plan(
+            settings, verb, args or [], workshop, students=students, check=check
+        )
+        target = send_ops.Target.from_settings(settings, host=host, port=port)
+        sent = send_ops.send(planned, target, how=how)
+        outcomes = []
+        if wait > 0:
+            timeout = min(wait, 600.0)
+            outcomes = send_ops.wait(settings, sent, timeout=timeout)
+        return jsonable({"sent": sent, "outcomes": outcomes})
 
     return router
