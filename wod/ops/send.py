@@ -90,7 +90,8 @@ def plan(
         if upper == Verb.PURGE.value and low != high:
             raise OpsError("PURGE refuses a range: purge one seat at a time")
         if upper == Verb.RESET.value:
-            subjects = [" ".join((verb, f"{low},{high}", *args))]
+            seats = f"{low},{high}" if low != high else str(low)
+            subjects = [" ".join((verb, seats, *args))]
         else:
             subjects = [" ".join((verb, str(n), *args)) for n in range(low, high + 1)]
     planned = [Planned(s, workshop) for s in subjects]
