@@ -10,16 +10,9 @@ from typing import Any
 
 import pytest
 
+from wod.ops.export import BROWSER_ARGS as ARGS  # the flags wod export runs chromium with
+
 CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="session")
