@@ -87,6 +87,10 @@ def test_hub_admin_gets_in_and_others_get_403(
     page.wait_for_url(base + "/")
     assert page.locator("#queued").inner_text() == "0"
     assert page.locator(".who").inner_text() == jupyterhub.hub_admin
+    # the peers are probed in the background; the panel shows the answers as they come
+    page.wait_for_selector("#peer-hub .answer:text-is('yes')")
+    page.wait_for_selector("#peer-api-db .answer:text-is('yes')")
+    assert page.locator("#peer-ldap .answer").inner_text() == "not configured"
     shot(page, "now")
 
     other = new_page()
