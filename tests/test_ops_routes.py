@@ -170,3 +170,12 @@ def test_jobs_routes_show_local_times_and_prune(inst: Install, api: httpx.Client
     assert pruned["jobs"] == 0 and pruned["before_local"]
     text = wod(inst, "jobs", "show", str(job)).output
     assert f"created  {shown['created_local']}" in text
+    queue.reject("http", "unknown verb 'FROB'", b'{"verb": "FROB"}')
+    listed = wod(inst, "jobs", "rejections").output.splitlines()
+    assert listed[0].split() == ["ID", "AT", "CHANNEL", "REASON"]
+    assert listed[1].split()[2:] == ["http", "unknown", "verb", "'FROB'"]
+    rejected = json.loads(wod(inst, "jobs", "rejections", "--json").output)
+    assert rejected[0]["at_local"] == listed[1].split()[1]
+    assert api.get("/rejections").json() == rejected
+    listing = json.loads(wod(inst, "jobs", "--json").output)
+    assert listing[0]["id"] == job and listing[0]["created_local"] == shown["created_local"]
