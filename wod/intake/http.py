@@ -136,7 +136,9 @@ def make_router(
         if len(raw) > MAX_BODY:
             return await refuse(400, f"request body larger than {MAX_BODY} bytes", raw[:1024])
         try:
-            data = json.loads(raw, object_pairs_hook=_unique_keys)
+            data = json.loads(
+                raw.decode("utf-8"), object_pairs_hook=_unique_keys
+            )  # RFC 8259: UTF-8
         except DuplicateKey as exc:
             return await refuse(400, str(exc), raw)
         except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested too
