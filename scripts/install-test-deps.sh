@@ -48,3 +48,18 @@ if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then
     mkdir -p .venv/node
     npm install --silent --no-audit --no-fund --prefix .venv/node configurable-http-proxy >/dev/null
 fi
+
+# The PAM test hub's single-user servers run as the student accounts, which cannot use
+# the project's interpreter when it lives under a private home (pyenv in /root): they get
+# a virtualenv of Debian's python3 with jupyterhub (same version as the hub) + jupyterlab.
+SINGLEUSER=.venv/singleuser
+if [ ! -x "$SINGLEUSER/bin/jupyterhub-singleuser" ] || [ ! -x "$SINGLEUSER/bin/jupyter-lab" ]; then
+    if ! /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+    fi
+    hubversion=$(.venv/bin/python -c "import jupyterhub; print(jupyterhub.__version__)" 2>/dev/null || true)
+    rm -rf "$SINGLEUSER"
+    /usr/bin/python3 -m venv "$SINGLEUSER"
+    "$SINGLEUSER/bin/pip" install -q --disable-pip-version-check \
+        "jupyterhub${hubversion:+==$hubversion}" jupyterlab >/dev/null
+fi
