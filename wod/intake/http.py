@@ -136,9 +136,8 @@ def make_router(
         if len(raw) > MAX_BODY:
             return await refuse(400, f"request body larger than {MAX_BODY} bytes", raw[:1024])
         try:
-            data = json.loads(
-                raw.decode("utf-8"), object_pairs_hook=_unique_keys
-            )  # RFC 8259: UTF-8
+            # UTF-8 only (RFC 8259), not whatever encoding json.loads would guess.
+            data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
         except DuplicateKey as exc:
             return await refuse(400, str(exc), raw)
         except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested too
