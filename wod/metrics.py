@@ -78,9 +78,7 @@ class PeerMetrics:
         if kind:
             self.errors.labels(peer, kind).inc()
 
-    def transport(
-        self, peer: str, inner: httpx.BaseTransport | None = None
-    ) -> httpx.BaseTransport:
+    def transport(self, peer: str, inner: httpx.BaseTransport | None = None) -> httpx.BaseTransport:
         return MeasuredTransport(inner or httpx.HTTPTransport(), self, peer)
 
     @contextmanager
