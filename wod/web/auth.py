@@ -34,7 +34,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -201,7 +201,7 @@ class Auth:
                     raise LoginRefused("JupyterHub did not say who you are", 502)
                 name = str(who.json().get("name", ""))
                 model = client.get(
-                    f"{hub}/hub/api/users/{name}",
+                    f"{hub}/hub/api/users/{quote(name, safe='')}",
                     headers={"Authorization": f"token {s.hub_token}"},
                 )
         except httpx.HTTPError as exc:
