@@ -456,6 +456,9 @@ class Settings(BaseModel):
         annotation = cls.model_fields[info.field_name].annotation
         if isinstance(value, bool) and annotation in (int, float):
             raise ValueError("expected a number, not a yes/no value")
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str | Path) and "\x00" in str(t) for t in texts):
+            raise ValueError("must not contain a NUL character")
         if isinstance(value, str | Path) and "list[" in str(annotation):
             raise ValueError(
                 "expected a list, e.g. [a, b] (one text is a list only under its upstream name)"

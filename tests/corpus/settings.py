@@ -81,6 +81,9 @@ VALUES = [
     ("ssh-key-type-unknown", "ssh_key_type: dsa\n", "setting 'ssh_key_type'"),
     ("variables-list", "variables: [a, b]\n", "setting 'variables'"),
     ("password-as-list", "ldap_password: [x]\n", "setting 'ldap_password'"),
+    ("state-dir-nul", 'state_dir: "/var/lib/w\\0d"\n', "NUL character"),
+    ("password-nul", 'ldap_password: "pw\\0x"\n', "NUL character"),
+    ("skel-dir-nul", 'skel_dirs: ["/etc/sk\\0el"]\n', "NUL character"),
 ]
 
 FILES = [
