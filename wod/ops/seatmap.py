@@ -37,9 +37,11 @@ class Cell:
 def grid_state(seat: Seat) -> str:
     """One of :data:`STATES` for a seat of the fold."""
     job = seat.last_job
+    text = seat.state
+    if text.startswith("busy"):  # a CREATE refused: the seat is another participant's
+        return "active"
     if job is not None and job.status == "failed":
         return "failed"
-    text = seat.state
     if "fail" in text or "gave up" in text:
         return "failed"
     if text.endswith("pending") and not text.startswith("create"):
