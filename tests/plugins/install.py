@@ -72,6 +72,9 @@ def _make_install(
         tag = secrets.token_hex(2)
         ids = 62000 + 100 * secrets.randbelow(30)
         settings_values.update(
+            # wod serve refuses to start without the admin account: one that exists
+            # (a test gives its own, e.g. a local_user, with admin_user=).
+            admin_user="root",
             account_pattern=f"w{tag}s{{n}}",
             uid_base=ids,
             gid_base=ids,
