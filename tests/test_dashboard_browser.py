@@ -215,6 +215,7 @@ def test_failed_hook_read_and_retried_from_the_job_page(
     assert "create hook failed" in page.locator("#remedy").inner_text()
     outputs = page.locator("pre.output").all_inner_texts()
     assert any(f"appliance for student{stdid} is not reachable" in o for o in outputs)
+    assert f"CREATE {stdid} {cust['id']}" in page.locator("#raw").text_content()  # as mailed
     shot(page, "job-failed")
 
     page.goto(base + "/workshops")

@@ -16,7 +16,7 @@ from wod.requests import Verb
 
 PAGE = 50
 VERBS = tuple(Verb.__members__)
-__all__ = ["STATUSES", "VERBS", "search_jobs", "cancel_job", "remedy", "attempts"]
+__all__ = ["STATUSES", "VERBS", "search_jobs", "cancel_job", "remedy", "attempts", "job_detail"]
 MAX_TEXT = 100
 
 
@@ -150,3 +150,30 @@ def attempts(job: Job) -> list[Attempt]:
     for step in job.steps:
         groups.setdefault(step.attempt, []).append(step)
     return [Attempt(n, groups[n]) for n in sorted(groups, reverse=True)]
+
+
+RAW_SHOWN = 8192
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """A job page: the job with its steps, its attempts (latest first), the request as it
+    arrived (the start of the raw mail or JSON body; none for a retried old record), and
+    what to do if it failed."""
+
+    job: Job
+    attempts: list[Attempt]
+    raw: str
+    remedy: str
+
+
+def job_detail(queue: JobQueue, job_id: int) -> JobDetail:
+    try:
+        job = queue.job(job_id)
+        raw = queue.raw(job_id) or b""
+    except UnknownJob:
+        raise NotFound(f"no job {job_id}") from None
+    text = raw[:RAW_SHOWN].decode("utf-8", errors="replace")
+    if len(raw) > RAW_SHOWN:
+        text += f"\n[… {len(raw) - RAW_SHOWN} more bytes]"
+    return JobDetail(job, attempts(job), text, remedy(job))

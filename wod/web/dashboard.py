@@ -102,7 +102,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=when, duration=duration, size=size)
-    env.globals.update(students=jobops.students, remedy=joblist.remedy)
+    env.globals.update(students=jobops.students)
     return env
 
 
@@ -283,11 +283,19 @@ def make_dashboard(settings: Settings, queue: JobQueue, *, auth: Auth | None = N
         if session is None:
             return dash.to_login(request)
         try:
-            job = jobops.show_job(queue, job_id)
+            detail = joblist.job_detail(queue, job_id)
         except OpsError as exc:
             return dash.page("error.html", request, session, status_code=exc.status, reason=exc)
         fragment = "_job.html" if request.headers.get("hx-request") else "job.html"
-        return dash.page(fragment, request, session, job=job, attempts=joblist.attempts(job))
+        return dash.page(
+            fragment,
+            request,
+            session,
+            job=detail.job,
+            attempts=detail.attempts,
+            raw=detail.raw,
+            remedy_text=detail.remedy,
+        )
 
     async def act(request: Request, job_id: int, action: str) -> Response:
         session = dash.session(request)
