@@ -33,7 +33,7 @@ class Names:
         tag = secrets.token_hex(2)
         self.admin = f"wia{tag}"
         self.pattern = f"wi{tag}s{{n}}"
-        self.base = 64000 + 10 * secrets.randbelow(50)
+        self.base = 65000 + 10 * secrets.randbelow(40)  # apart from the install fixture's ids
 
     def flags(self) -> list[str]:
         return [

@@ -51,7 +51,7 @@ def local_user_factory() -> Iterator[Callable[..., LocalUser]]:
 
     def make(home: Path | None = None) -> LocalUser:
         name = f"wodt{secrets.token_hex(3)}"
-        uid = 63000 + secrets.randbelow(900)
+        uid = 65400 + secrets.randbelow(100)  # apart from the install fixture's ids
         argv = ["useradd", "-U", "-u", str(uid), "-s", "/bin/sh"]
         argv += ["-m", "-d", str(home)] if home is not None else ["-M"]
         subprocess.run([*argv, name], check=True, capture_output=True)
