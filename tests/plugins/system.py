@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import secrets
@@ -41,6 +42,18 @@ class LocalUser:
         )
 
 
+def _taken(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        try:
+            grp.getgrgid(uid)
+            return True
+        except KeyError:
+            return False
+
+
 @pytest.fixture
 def local_user_factory() -> Iterator[Callable[..., LocalUser]]:
     """``make(home=None)``: a throwaway account; with ``home``, that folder is created
@@ -52,6 +65,8 @@ def local_user_factory() -> Iterator[Callable[..., LocalUser]]:
     def make(home: Path | None = None) -> LocalUser:
         name = f"wodt{secrets.token_hex(3)}"
         uid = 65400 + secrets.randbelow(100)  # apart from the install fixture's ids
+        while _taken(uid):
+            uid = 65400 + secrets.randbelow(100)
         argv = ["useradd", "-U", "-u", str(uid), "-s", "/bin/sh"]
         argv += ["-m", "-d", str(home)] if home is not None else ["-M"]
         subprocess.run([*argv, name], check=True, capture_output=True)
