@@ -38,7 +38,7 @@ BURN = "#!/usr/bin/python3\nwhile True:\n    pass\n"
 SLEEP = "#!/usr/bin/python3\nimport time\ntime.sleep(600)\n"
 #: low on purpose: the suite shares 2 cores; the ladder, not the bar, is under test
 WATCH = {
-    "watch_cpu_percent": 10.0,
+    "watch_cpu_percent": 2.0,
     "watch_throttle_after": 300.0,
     "watch_notify_after": 600.0,
     "watch_kill_after": 900.0,
