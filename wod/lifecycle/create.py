@@ -110,7 +110,11 @@ def create(svc: Services, ctx: JobContext, request: Request) -> None:
     before_active = s.hub_start_before_active
     with ctx.step("report"):
         svc.apidb.update_student(s.apidb_student_id(stdid), password=password)
-        if not before_active:
+
+    # One step "active" in both orders: a failed CREATE that got through it left a
+    # participant the api-db mails (``wod seats`` shows it).
+    if not before_active:
+        with ctx.step("active"):
             svc.apidb.update_customer(request.customer, active=True)
 
     with ctx.step("hub"):

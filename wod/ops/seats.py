@@ -63,6 +63,17 @@ def refused_busy(job: Job) -> bool:
     return any(step.name == BUSY_STEP and step.status == "failed" for step in job.steps)
 
 
+#: The CREATE step after which the api-db sees the participant active (and mails them).
+ACTIVE_STEP = "active"
+
+
+def reported_active(job: Job) -> bool:
+    """A failed CREATE that had told the api-db the participant is active: it failed at
+    the hub (upstream's order, ``hub_start_before_active: false``).  The seat is ready and
+    the participant has the link; the server starts when they log in (if the hub can)."""
+    return any(step.name == ACTIVE_STEP and step.status == "done" for step in job.steps)
+
+
 def changed_seat(job: Job) -> bool:
     """Whether a job got past its checks: a failed CREATE refused at the workshop or seat
     check (unknown workshop, seat outside its range) left the seat as it was."""
@@ -78,6 +89,9 @@ def _apply(seat: Seat, job: Job) -> None:
     elif verb == "CREATE" and not ok and refused_busy(job):
         # Another participant is still active there: the seat and its session are theirs.
         seat.state = f"busy: refused CREATE for customer {job.request.customer}"
+    elif verb == "CREATE" and not ok and reported_active(job):
+        seat.workshop, seat.customer = job.request.workshop, job.request.customer
+        seat.state = "in use, hub server not started"
     elif verb == "CREATE" and not ok and not changed_seat(job):
         pass  # refused before touching the seat: it is as the previous job left it
     elif verb == "CREATE":
