@@ -184,3 +184,30 @@ def test_version_names_the_release_and_the_job_database_schema():
     done = subprocess.run([*WOD, "--version"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
     assert done.stdout.strip() == f"wod {__version__} (job database schema {SCHEMA_VERSION})"
+
+
+def test_every_unit_command_is_a_wod_command_with_valid_options():
+    """The timers' commands parse as the CLI defines them (a renamed option would
+    otherwise only fail at 04:30 in the journal)."""
+    import shlex
+
+    import click
+
+    from wod.cli import _register, cli
+
+    _register()
+    for name in UNITS:
+        if not name.endswith(".service"):
+            continue
+        text = unit_text(name, "wod", Path("/etc/wod/wod.yml"))
+        line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+        args = shlex.split(line.removeprefix("ExecStart="))[1:]
+        command: click.Command = cli
+        ctx = cli.make_context("wod", list(args), resilient_parsing=True)
+        rest = ctx.protected_args + ctx.args
+        while isinstance(command, click.Group) and rest:
+            sub_name, command, rest = command.resolve_command(ctx, rest)
+            assert command is not None, (name, sub_name)
+            ctx = command.make_context(sub_name, list(rest), parent=ctx)
+            rest = ctx.protected_args + ctx.args if isinstance(command, click.Group) else []
+        assert not isinstance(command, click.Group), (name, args)
