@@ -103,6 +103,19 @@ def test_hub_admin_gets_in_and_others_get_403(
     )
 
 
+def test_a_configured_group_gets_in_too(install_factory, backend_factory, jupyterhub, new_page):
+    from tests.plugins.hub import ADMIN_GROUP
+
+    backend, base = start(
+        install_factory, backend_factory, jupyterhub, dashboard_admin_group=ADMIN_GROUP
+    )
+    member = new_page()
+    assert hub_login(member, base, "bob").status == 200  # in the group, not a hub admin
+    member.wait_for_url(base + "/")
+    assert member.locator(".who").inner_text() == "bob"
+    assert hub_login(new_page(), base, "alice").status == 403  # in no group
+
+
 def test_create_shows_live_cleanup_frees_the_seat_and_metrics_count_it(
     install_factory, backend_factory, jupyterhub, new_page
 ):

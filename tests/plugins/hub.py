@@ -58,6 +58,7 @@ USERS = ("alice", "bob", "carol")
 SLOW_USER = "slowpoke"
 BROKEN_USER = "broken"
 HUB_ADMIN = "hubadmin"
+ADMIN_GROUP = "wod-admins"  # holds "bob"
 MARKER = "WOD_TEST_HUB_ID"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -148,6 +149,8 @@ c.JupyterHub.services[0].update(
     oauth_no_confirm=True,
 )
 c.Authenticator.admin_users = {{{hub_admin!r}}}
+# "bob" is no admin but in the group a dashboard may also let in (dashboard_admin_group).
+c.JupyterHub.load_groups = {{{admin_group!r}: {{"users": ["bob"]}}}}
 # Every user may reach the service (the dashboard itself lets only admins in).
 c.JupyterHub.load_roles.append(
     {{"name": "user", "scopes": ["self", "access:services!service=wod"]}}
@@ -309,6 +312,7 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]
             broken=BROKEN_USER,
             dashboard_port=dashboard_port,
             hub_admin=HUB_ADMIN,
+            admin_group=ADMIN_GROUP,
         )
     )
     log_path = root / "jupyterhub.log"
