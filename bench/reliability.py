@@ -59,6 +59,7 @@ from tests.plugins.reliability import (  # noqa: E402
     Mail,
     Rig,
     check_burst,
+    cpu_seconds,
     drain_figures,
     fill,
     integrity_check,
@@ -155,7 +156,19 @@ def py_spy(pid: int, out: Path, enabled: bool) -> Iterator[None]:
         yield
         return
     proc = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-o", str(out)],
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--nonblocking",  # never pause wod serve (its figures stay its own)
+            "--format",
+            "raw",
+            "-o",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -220,12 +233,15 @@ def scenario_burst(args: argparse.Namespace, tmp: Path) -> str:
     prof = tmp / "burst.pyspy"
     with rig(tmp / "burst", seats=args.seats, accounts=args.accounts) as r:
         assert r.serve is not None
+        assert r.registry is not None
         idle_kib, _ = memory_kib(r.serve.pid)
         mails = session_plan(r, seats, sessions)
         load = [loadavg()]
+        cpu = [cpu_seconds(r.serve.pid), cpu_seconds(r.registry.pid)]
         with py_spy(r.serve.pid, prof, args.py_spy):
             send_burst(r, mails, args.connections, timeout=600)
             jobs = r.wait_settled(sum(m.accepted for m in mails), timeout=3600)
+        cpu = [cpu_seconds(r.serve.pid) - cpu[0], cpu_seconds(r.registry.pid) - cpu[1]]
         after_kib, peak_kib = memory_kib(r.serve.pid)
         load.append(loadavg())
         verdict = check_burst(r, mails, jobs)
@@ -247,6 +263,11 @@ def scenario_burst(args: argparse.Namespace, tmp: Path) -> str:
         f"| CREATE/s (target >= {TARGET_CREATES_PER_S:.0f}) | {d.creates_per_s:.1f} "
         f"({'met' if met else 'MISSED'}) |",
         f"| jobs/s (CREATE + CLEANUP) | {d.jobs_per_s:.1f} |",
+        f"| CPU of `wod serve` per job (user + system, hooks included) | "
+        f"{cpu[0] / len(jobs) * 1000:.1f} ms |",
+        f"| CPU of the registry (api-db peer) per job | {cpu[1] / len(jobs) * 1000:.1f} ms |",
+        f"| jobs/s the {os.cpu_count()} CPUs would allow with nothing else running "
+        f"(CPU bound) | {os.cpu_count() / ((cpu[0] + cpu[1]) / len(jobs)):.0f} |",
         "",
         "| latency | n | median ms | p95 ms | max ms |",
         "|---|---|---|---|---|",
@@ -266,7 +287,7 @@ def scenario_burst(args: argparse.Namespace, tmp: Path) -> str:
         *step_table(jobs),
     ]
     if args.py_spy:
-        lines += ["", "Profile of `wod serve` during the burst (py-spy, 250 Hz):", ""]
+        lines += ["", "Profile of `wod serve` during the burst (py-spy, 100 Hz, non-blocking):", ""]
         lines += profile_tables(prof)
     return "\n".join(lines) + "\n"
 

@@ -60,7 +60,7 @@ def test_kill9_during_a_hook_then_restart(rig_factory: Callable[..., Rig]) -> No
     nothing of the killed run is still running, every acknowledged mail is done exactly
     once in effect, and the seats match the api-db."""
     r = rig_factory(seats=10, accounts=ACCOUNTS, slow_hook=6.0)
-    mails = session_plan(r, list(range(1, 11)), sessions=3, workshop=HOOKED)
+    mails = session_plan(r, list(range(1, 11)), sessions=2, workshop=HOOKED)
     sender = threading.Thread(target=send_burst, args=(r, mails, 10), kwargs={"timeout": 120})
     sender.start()
     try:

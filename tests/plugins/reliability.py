@@ -156,6 +156,12 @@ def integrity_check(db_path: Path) -> str:
         return "; ".join(str(r[0]) for r in db.execute("PRAGMA integrity_check"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, the process and its reaped children) of ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
