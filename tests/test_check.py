@@ -232,7 +232,18 @@ def test_hub_token_scopes_and_missing_hub_users_are_created(install_factory, jup
     code, found = check(inst, "hub-users")
     assert code == 0 and found["hub-users"]["detail"] == "8 hub user(s)"
 
-    bad = inst.config.read_text().replace(jupyterhub.token, "not-the-token")
+    # The session probe (a throw-away hub user deleted and re-created).
+    code, found = check(inst, "hub-sessions")
+    assert code == 0, found
+    assert found["hub-sessions"]["detail"].endswith("CLEANUP can void a participant's login")
+
+    # A token that may start and stop servers but not manage users.
+    weak = inst.config.read_text().replace(jupyterhub.token, jupyterhub.weak_token)
+    inst.config.write_text(weak)
+    code, found = check(inst, "hub-token")
+    assert code == 2 and found["hub-token"]["detail"].endswith("the token lacks admin:users")
+
+    bad = inst.config.read_text().replace(jupyterhub.weak_token, "not-the-token")
     inst.config.write_text(bad)
     code, found = check(inst, "hub-token")
     assert code == 2 and "hub token rejected" in found["hub-token"]["detail"]
