@@ -31,7 +31,6 @@ WORKSHOP = "WKSHP-Sample101"
 WOD_BIN = Path(sys.executable).parent / "wod"
 
 
-
 def wod_for_other_users() -> str:
     """The ``wod`` command line as another user can run it.  A production venv is made
     with the system python (/opt/wod); this suite's interpreter may live where other users
