@@ -77,7 +77,7 @@ def quarantined_seats(settings: Settings) -> dict[int, str]:
 #: Jobs after which a seat's state no longer depends on its earlier history: a finished
 #: CREATE sets workshop, customer and "in use"; a finished RESET or PURGE frees the seat.
 RESTARTS = ("CREATE", "RESET", "PURGE")
-PAGE = 50
+PAGE = 8  # most seats reach a reset within a few jobs
 
 
 def recent_seat(settings: Settings, queue: JobQueue, accounts: Accounts, stdid: int) -> Seat:
