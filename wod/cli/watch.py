@@ -1,7 +1,7 @@
 """``wod watch [--list] [--json]``: what the abuse watcher (inside ``wod serve``) did.
 
 Each action: when, what (throttle, notify, kill, purge), the rule (blacklist, cpu,
-kernel-age, stale), the seat's account, the process and the evidence.
+kernel-age), the seat's account, the process and the evidence.
 """
 
 from __future__ import annotations

@@ -137,18 +137,17 @@ def fail2ban(host: Host) -> CheckResult:
 
 
 # -- services ------------------------------------------------------------------------------
-SERVICES = ("wod-backend.service",)
-
-
 @check("services", "host")
 def services(host: Host) -> CheckResult:
+    from wod.ops.install import ENABLED  # what `wod install` enables
+
     if not host.path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
         return skipped("systemd is not running on this host")
     off = []
-    for unit in SERVICES:
+    for unit in ENABLED:
         done = proc.run(["systemctl", "is-enabled", unit], timeout=20, check=False)
         if done.output.strip() != "enabled":
             off.append(f"{unit} {done.output.strip() or 'unknown'}")
     if not off:
-        return ok(f"enabled: {', '.join(SERVICES)}")
-    return fail(listing(off), f"systemctl enable --now {SERVICES[0]}")
+        return ok(f"enabled: {', '.join(ENABLED)}")
+    return fail(listing(off), f"systemctl enable --now {off[0].split()[0]} (or wod install)")

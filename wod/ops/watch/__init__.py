@@ -18,8 +18,9 @@ the account database so another user's process is never touched):
 - **purge** — after ``watch_purge_after_kills`` kills (cpu or blacklist) of one seat in the
   current session (since its last CREATE), a PURGE request for the seat's current customer
   (from the job history) is put into the job queue, as the intake would.
-- once a week, the students' jupyter processes older than 30 days are killed (upstream's
-  weekly cleanup, :func:`wod.ops.accounts.kill_stale`).
+
+Upstream's weekly cleanup of month-old jupyter processes stays what it was: ``wod accounts
+kill-stale`` (:func:`wod.ops.accounts.kill_stale`), run by ``wod-kill-stale.timer``.
 
 Every action is recorded as one JSON line in ``<state_dir>/watch.jsonl`` (0600): time,
 action, rule, pid, account, seat, process name, command line, CPU %, age, detail.

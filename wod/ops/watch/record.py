@@ -27,7 +27,7 @@ class Action:
 
     time: float
     action: str  # throttle, notify, kill, purge, purge-skipped, error
-    rule: str  # blacklist, cpu, kernel-age, stale
+    rule: str  # blacklist, cpu, kernel-age
     account: str
     stdid: int
     pid: int = 0

@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STALE_EVERY = 7 * 86400.0
-STALE_AGE = 30 * 86400.0
-
 
 @dataclass
 class Tracked:
@@ -76,7 +73,6 @@ class Watcher:
         self.log = actions or ActionLog.from_settings(settings)
         self.cgroup_root = cgroup_root
         self._tracked: dict[tuple[int, float], Tracked] = {}
-        self._last_stale: float | None = None  # the weekly cleanup runs at start, then weekly
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -96,8 +92,6 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 self.scan()
-                if self._last_stale is None or self.clock() - self._last_stale >= STALE_EVERY:
-                    self.kill_stale()
             except Exception:  # the watcher must outlive a bad look
                 log.exception("abuse watcher: look failed")
             self._stop.wait(self.settings.watch_interval)
@@ -361,28 +355,6 @@ class Watcher:
         )
         job = self.queue.submit(request)  # type: ignore[union-attr]
         return [self._record(p, "purge", rule, f"{why}; PURGE job {job} for customer {customer}")]
-
-    def kill_stale(self) -> list[Action]:
-        """Upstream's weekly cleanup: the students' jupyter processes older than 30 days."""
-        from wod.ops.accounts import kill_stale
-
-        self._last_stale = self.clock()
-        done = []
-        for k in kill_stale(self.settings, STALE_AGE):
-            a = Action(
-                time=self.clock(),
-                action="kill",
-                rule="stale",
-                account=k.account,
-                stdid=k.stdid,
-                pid=k.pid,
-                cmdline=k.cmdline[:CMDLINE_LIMIT],
-                age=round(k.age, 1),
-                detail="jupyter process older than 30 days (weekly cleanup)",
-            )
-            self.log.append(a)
-            done.append(a)
-        return done
 
 
 def start_watcher(settings: Settings, queue: JobQueue) -> Watcher | None:
