@@ -289,6 +289,12 @@ def test_check_over_http_is_the_same_report(install_factory, backend_factory, fr
     assert [c["name"] for c in report["checks"]] == ["state", "mail-reachable"]
     reach = report["checks"][1]
     assert reach["status"] == "ok" and f":{backend.server.smtp_port} greets: 220" in reach["detail"]
+    leaky = backend.settings.state_dir / "notes.txt"
+    leaky.write_text("kept")
+    os.chmod(leaky, 0o644)
+    fixed = httpx.post(url, json={"fix": True, "only": ["state"]}, timeout=60).json()
+    assert fixed["exit"] == 0 and fixed["checks"][0]["status"] == "fixed"
+    assert stat.S_IMODE(leaky.stat().st_mode) == 0o600 and leaky.read_text() == "kept"
     bad = httpx.get(url, params={"only": "nonsense"}, timeout=30)
     assert bad.status_code == 400 and "unknown check(s): nonsense" in bad.json()["error"]
 
