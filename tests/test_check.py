@@ -365,3 +365,13 @@ def test_ufw_status_is_read_as_ufw_prints_it():
     )
     assert parse_ufw(text) == {"22/tcp", "123", "25/tcp", "8025/tcp"}
     assert parse_ufw("Status: inactive\n") is None
+
+
+def test_unreadable_settings_are_a_failed_check(install_factory):
+    inst = install_factory()
+    inst.config.write_text(inst.config.read_text() + "\ncolour: red\n")
+    done = wod(inst, "check", "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    assert [(c["name"], c["status"]) for c in report["checks"]] == [("settings", "fail")]
+    assert "unknown setting 'colour'" in report["checks"][0]["detail"]

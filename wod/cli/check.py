@@ -42,10 +42,15 @@ def check(
     ctx: Context, fix: bool, monitor: bool, only: tuple[str, ...], root: Path, as_json: bool
 ) -> None:
     """Check (and with --fix repair) this host as a WoD backend; exit 0 ok, 1 warn, 2 fail."""
-    from wod.ops.check import run_checks
+    from wod.ops.check import run_checks, unreadable_settings
 
-    with reported():
-        report = run_checks(ctx.settings, fix=fix, only=only or None, root=root, monitor=monitor)
+    try:
+        settings = ctx.settings
+    except click.ClickException as exc:  # unreadable settings are a failed check (exit 2)
+        report = unreadable_settings(exc.message)
+    else:
+        with reported():
+            report = run_checks(settings, fix=fix, only=only or None, root=root, monitor=monitor)
     if as_json:
         echo_json(report)
     else:

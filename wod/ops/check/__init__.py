@@ -18,6 +18,7 @@ vs the api-db), :mod:`.peers` (api-db, hub, LDAP, mail intake, workshops render)
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,14 @@ if TYPE_CHECKING:
     from wod.queue import JobQueue
     from wod.settings import Settings
 
-__all__ = ["CheckReport", "CheckResult", "check_names", "run_checks", "monitor_mail"]
+__all__ = [
+    "CheckReport",
+    "CheckResult",
+    "check_names",
+    "monitor_mail",
+    "run_checks",
+    "unreadable_settings",
+]
 
 
 def check_names() -> list[str]:
@@ -69,6 +77,12 @@ def run_checks(
     if monitor and report.failures:
         report.mailed = monitor_mail(settings, report)
     return report
+
+
+def unreadable_settings(reason: str) -> CheckReport:
+    """The report of a run that could not load its settings: one failed ``settings``."""
+    result = CheckResult("settings", "fail", reason, "fix the settings file", "settings")
+    return CheckReport([result], started=time.time())
 
 
 def monitor_mail(settings: Settings, report: CheckReport) -> str | None:
