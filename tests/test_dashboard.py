@@ -295,3 +295,21 @@ def test_grafana_dashboard_uses_only_metrics_the_backend_exposes(tmp_path):
         for name in re.findall(r"\b(wod_[a-z_]+)", target["expr"])
     }
     assert used and used <= exposed, sorted(used - exposed)
+
+
+def test_a_text_search_reads_a_window_of_jobs_per_page_and_goes_on_below_it(site):
+    from wod.ops.joblist import JobFilter, search_jobs
+
+    ids = [site.submit(f"CREATE {n % 20 + 1} {n} user{n}@example.com") for n in range(1, 121)]
+    where = JobFilter(text="user3@example")  # only the third job matches
+    pages, before = [], None
+    while True:
+        page = search_jobs(site.queue, where, before=before, window=50)
+        pages.append(page)
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert [p.searched for p in pages] == [(71, 120), (21, 70), (1, 20)]
+    assert [[j.id for j in p.jobs] for p in pages] == [[], [], [ids[2]]]
+    # without text the pages are plain keyset pages over everything
+    assert search_jobs(site.queue, JobFilter(verb="CREATE"), window=50).searched is None

@@ -928,10 +928,12 @@ class JobQueue:
         workshop: str | None = None,
         text: str | None = None,
         before_id: int | None = None,
+        from_id: int | None = None,
         limit: int = 50,
     ) -> list[Job]:
         """Jobs matching every given filter, newest first, with ids below ``before_id``
-        (keyset pagination: pass the last id of a page to get the next one).  ``stdid``
+        (keyset pagination: pass the last id of a page to get the next one) and, with
+        ``from_id``, at or above it.  ``stdid``
         matches a RESET range covering it; ``text`` is a substring of the request (e-mail,
         customer, workshop…) or of the reason (case-insensitive for ASCII)."""
         where: list[str] = []
@@ -955,12 +957,20 @@ class JobQueue:
         if before_id is not None:
             where.append("id < ?")
             args.append(min(before_id, 2**63 - 1))
+        if from_id is not None:  # a window of ids: bounds the cost of a text search
+            where.append("id >= ?")
+            args.append(max(from_id, 0))
         sql = f"SELECT {JOB_COLUMNS} FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(max(1, limit))
         return [self._job(r) for r in self._conn().execute(sql, args)]
+
+    def newest_id(self) -> int:
+        """The id of the newest job (0 when there is none)."""
+        row = self._conn().execute("SELECT MAX(id) FROM jobs").fetchone()
+        return int(row[0] or 0)
 
     def oldest_waiting(self) -> Job | None:
         """The oldest queued job (what the queue is slowest to serve)."""

@@ -32,14 +32,25 @@ class JobFilter:
         return any((self.status, self.verb, self.seat, self.workshop, self.text))
 
 
+#: A text search reads at most this many jobs per page (newest first), so its cost does not
+#: grow with the history; the next page goes on from where it stopped.
+TEXT_WINDOW = 20_000
+
+
 @dataclass(frozen=True)
 class JobPage:
     jobs: list[Job]
     next_before: int | None  # pass as ``before`` for the next (older) page
+    searched: tuple[int, int] | None = None  # ids a windowed text search covered
 
 
 def search_jobs(
-    queue: JobQueue, where: JobFilter, *, before: int | None = None, limit: int = PAGE
+    queue: JobQueue,
+    where: JobFilter,
+    *,
+    before: int | None = None,
+    limit: int = PAGE,
+    window: int = TEXT_WINDOW,
 ) -> JobPage:
     """One page of jobs matching ``where``, newest first, ids below ``before``."""
     status = where.status.strip()
@@ -60,6 +71,11 @@ def search_jobs(
     if before is not None and before < 1:
         raise OpsError("before must be a job id")
     limit = max(1, min(limit, 500))
+    low: int | None = None
+    top = before
+    if text:
+        top = before if before is not None else queue.newest_id() + 1
+        low = max(top - window, 1)
     jobs = queue.search(
         status=status or None,
         verb=verb or None,
@@ -67,11 +83,16 @@ def search_jobs(
         workshop=where.workshop.strip() or None,
         text=text or None,
         before_id=before,
+        from_id=low,
         limit=limit + 1,
     )
     more = len(jobs) > limit
     jobs = jobs[:limit]
-    return JobPage(jobs, jobs[-1].id if more and jobs else None)
+    if more and jobs:
+        return JobPage(jobs, jobs[-1].id)
+    if low is not None and top is not None:  # the window is read: go on below it, if any
+        return JobPage(jobs, low if low > 1 else None, (low, top - 1))
+    return JobPage(jobs, None)
 
 
 def cancel_job(queue: JobQueue, job_id: int, *, by: str = "an admin") -> Job:
