@@ -12,6 +12,7 @@ Prints the section ``bench/run.py`` puts between the ``<!-- bench:dashboard -->`
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -175,7 +176,7 @@ def main() -> int:
             ("filter status=failed", "/jobs?status=failed"),
             ("filter verb + workshop", "/jobs?verb=CLEANUP&workshop=WKSHP-Sample201"),
             ("filter seat=7", "/jobs?seat=7"),
-            ("filter text (substring, 1 match)", f"/jobs?text=user{ids['middle']}%40"),
+            ("filter text (one window: newest 20,000 jobs)", f"/jobs?text=user{ids['middle']}%40"),
             ("job page", f"/jobs/{ids['middle']}"),
             ("Now", "/"),
             ("Workshops (3, render check cached)", "/workshops"),
@@ -191,13 +192,22 @@ def main() -> int:
                     total, server = (sorted(t) for t in timed(client, path, runs))
                     rows.append((label, path, len(total), pct(server), pct(total)))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
         f"Setup: {args.jobs:,} jobs in a fresh job database ({size / 2**20:.0f} MiB, "
         f"{args.jobs * 0.99 * len(STEPS):,.0f} steps; filled in {fill_s:.1f} s), the real web "
         "app under uvicorn on loopback, one logged-in httpx client; time from request to last "
         "byte, and server time: inside the app (a bench-only middleware), warm. "
-        f"Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, load average after: {load}. "
+        f"{when}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs ({cpu}), load average after: {load}. "
         "`.venv/bin/python bench/dashboard.py`\n"
     )
     print("| page | path | n | server median ms | server p95 ms | client p95 ms | target |")
