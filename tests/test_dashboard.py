@@ -313,3 +313,19 @@ def test_a_text_search_reads_a_window_of_jobs_per_page_and_goes_on_below_it(site
     assert [[j.id for j in p.jobs] for p in pages] == [[], [], [ids[2]]]
     # without text the pages are plain keyset pages over everything
     assert search_jobs(site.queue, JobFilter(verb="CREATE"), window=50).searched is None
+
+
+def test_dashboard_served_under_the_path_of_dashboard_url(tmp_path):
+    settings = make_settings(
+        tmp_path, dashboard_url="https://hub.example.com/services/wod-backend/"
+    )
+    with serve_in_thread(create_app(settings, JobQueue(settings.db_path)), "dash") as port:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False)
+        prefix = "/services/wod-backend"
+        assert client.get(prefix + "/").headers["location"] == prefix + "/login"
+        login = client.post(prefix + "/login", data={"token": TOKEN})
+        cookie = login.headers["set-cookie"].lower()
+        assert f"path={prefix}" in cookie and "secure" in cookie  # https dashboard_url
+        assert client.get(prefix + "/static/htmx.min.js").status_code == 200
+        assert client.get("/").status_code == 404  # nothing of it at the root
+        assert client.get("/healthz").status_code == 200  # the API stays where it was
