@@ -188,7 +188,8 @@ class Watcher:
         if t.busy_since is None:
             t.busy_since = now
         busy_for = now - t.busy_since
-        evidence = f"busy ({p.cpu:.0f}% CPU) for {busy_for:.0f} s"
+        how = "runnable while throttled" if p.cpu < limit else f"{p.cpu:.0f}% CPU"
+        evidence = f"busy ({how}) for {busy_for:.0f} s"
         done: list[Action] = []
         if busy_for >= pol.throttle_after and not t.throttled:
             done.append(self._throttle(p, evidence))
@@ -288,7 +289,8 @@ class Watcher:
             done.append(self._notify(p, rule, evidence))
         try:
             proc = p.tracked.process
-            victims = [*proc.children(recursive=True), proc]
+            uid = self.settings.uid_base + p.stdid  # never another account's process
+            victims = [*_own(proc.children(recursive=True), uid), proc]
             for v in victims:
                 try:
                     v.send_signal(signal.SIGKILL)
@@ -355,6 +357,18 @@ class Watcher:
         )
         job = self.queue.submit(request)  # type: ignore[union-attr]
         return [self._record(p, "purge", rule, f"{why}; PURGE job {job} for customer {customer}")]
+
+
+def _own(processes: list[psutil.Process], uid: int) -> list[psutil.Process]:
+    """Those of ``processes`` whose real uid is ``uid`` (a setuid child is left alone)."""
+    out = []
+    for proc in processes:
+        try:
+            if proc.uids().real == uid:
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
 
 
 def start_watcher(settings: Settings, queue: JobQueue) -> Watcher | None:
