@@ -102,6 +102,8 @@ def verdict_rows(v: Any) -> list[str]:
         "|---|---|",
         f"| mails sent / acknowledged (`250`) / unanswered (connection cut) / refused | "
         f"{v.mails} / {v.accepted} / {v.unacknowledged} / {refused} |",
+        f"| mails sent again after their connection died unanswered (a copy may have been "
+        f"persisted: at least once, as SMTP is) | {v.resent} |",
         f"| jobs recorded / done | {v.jobs} / {v.done} |",
         f"| jobs run more than once (resumed or retried) | {v.reruns} |",
         f"| same-seat pairs in `250` order checked / concurrent (overlapping) | "

@@ -92,7 +92,7 @@ def test_apidb_down_during_burst_all_complete_after(rig_factory: Callable[..., R
     """The api-db (registry) stopped for a few seconds during a burst: jobs wait and retry,
     and all are done once it is back."""
     r = rig_factory(seats=10, accounts=ACCOUNTS, retry_max_attempts=40)
-    mails = session_plan(r, list(range(1, 11)), sessions=3)
+    mails = session_plan(r, list(range(1, 11)), sessions=2)
     r.stop_registry()
     send_burst(r, mails, connections=10)
     assert all(m.accepted for m in mails)  # intake does not need the api-db
