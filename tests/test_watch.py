@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mailbox
 import os
 import shutil
 import subprocess
@@ -351,3 +352,23 @@ def test_throttle_adds_a_cgroup_cpu_quota_when_the_cpu_controller_is_there(seat,
     assert (cgroup / "wod-throttle" / "cpu.max").read_text() == "50000 100000"
     assert (cgroup / "wod-throttle" / "cgroup.procs").read_text() == str(burner.pid)
     assert psutil.Process(burner.pid).nice() == 19
+
+
+def test_notices_are_mailed_to_monitor_when_asked(install_factory, programs):
+    inst = install_factory(accounts="system", monitor="ops@example.com", watch_mail=True, **WATCH)
+    seat = Seat(inst, 1, programs)
+    try:
+        watcher = Watcher(inst.settings, JobQueue(inst.settings.db_path), clock=Clock())
+        miner = seat.run("minerd", SLEEP)
+        started(miner)
+        watcher.scan()
+        assert killed(miner)
+    finally:
+        seat.stop()
+    box = mailbox.Maildir(inst.settings.outbox_dir, create=False)
+    mails = list(box)
+    assert len(mails) == 1 and mails[0]["To"] == "ops@example.com"
+    assert mails[0]["Subject"] == f"wod watch: {inst.settings.account(1)} minerd (blacklist)"
+    body = mails[0].get_payload()
+    assert f"Process {miner.pid} of {inst.settings.account(1)} (seat 1)" in body
+    assert "Evidence: blacklisted command minerd" in body
