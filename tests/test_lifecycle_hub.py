@@ -46,6 +46,9 @@ def test_server_runs_after_create_and_is_stopped_by_cleanup_and_purge(
 
         cleanup = backend.run(f"CLEANUP {sa} {a['id']}", S101)
         assert cleanup.status == "done", (cleanup.reason, cleanup.output)
+        hub_step = next(step for step in cleanup.steps if step.name == "hub")
+        assert f"hub user {users[0]} deleted and re-created" in hub_step.output
+        assert "server(s) stopped: default" in hub_step.output
         wait_stopped(hub, users[0])
         assert hub.server_status(users[1])["ready"] is True  # the other seat is untouched
 

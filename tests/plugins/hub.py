@@ -414,6 +414,8 @@ class PamHub:
             "uid_base": self.id_base,
             "gid_base": self.id_base,
             "students_dir": str(self.students_dir),
+            # Two seats are enough for a test (each is a real account, made and removed).
+            "user_max": PAM_SEATS[0] + 1,
             "hub_url": self.url,
             "hub_token": self.token,
         }
