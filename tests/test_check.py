@@ -295,6 +295,16 @@ def test_check_over_http_is_the_same_report(install_factory, backend_factory, fr
     fixed = httpx.post(url, json={"fix": True, "only": ["state"]}, timeout=60).json()
     assert fixed["exit"] == 0 and fixed["checks"][0]["status"] == "fixed"
     assert stat.S_IMODE(leaky.stat().st_mode) == 0o600 and leaky.read_text() == "kept"
+    assert httpx.get(f"{url}/last", timeout=30).status_code == 404  # no full run yet
+    full = httpx.get(url, timeout=120).json()
+    names = [c["name"] for c in full["checks"]]
+    assert {"limits", "sysctl", "student-accounts", "workshops-render", "private-checks"} <= set(
+        names
+    )
+    last = httpx.get(f"{url}/last", timeout=30).json()
+    assert last["started"] == full["started"] and last["checks"] == full["checks"]
+    kept = backend.settings.state_dir / "check-last.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     bad = httpx.get(url, params={"only": "nonsense"}, timeout=30)
     assert bad.status_code == 400 and "unknown check(s): nonsense" in bad.json()["error"]
 

@@ -8,7 +8,8 @@ answers its typed result as JSON; an :class:`~wod.ops.common.OpsError` becomes i
 - ``GET /api/jobs[?status=&limit=]``, ``GET /api/jobs/{id}``, ``POST /api/jobs/{id}/retry``,
   ``POST /api/jobs/prune {"older_than": "90d"}``, ``GET /api/rejections[?limit=]``.
 - ``GET /api/check[?only=NAME]`` (``wod check --json``), ``POST /api/check {"fix": true}``
-  (``--fix``); ``GET /api/watch[?limit=&student=]`` (``wod watch --json``).
+  (``--fix``), ``GET /api/check/last`` (the last full run);
+  ``GET /api/watch[?limit=&student=]`` (``wod watch --json``).
 - ``POST /api/deliver {"dry_run", "mail"}`` (``wod deliver --json``).
 - ``POST /api/export {"workshop", "students", "format", "into"}`` (``wod export --json``).
 - ``GET /api/seats[?first=&last=]`` (``wod seats``), ``POST /api/accounts/provision
@@ -83,6 +84,16 @@ def make_api_router(settings: Settings, queue: JobQueue) -> APIRouter:
 
         report = run_checks(settings, only=only, queue_factory=lambda: queue)
         return jsonable(report)
+
+    @router.get("/check/last")
+    def last_check() -> dict[str, Any]:
+        from wod.ops.check import last_report
+        from wod.ops.common import NotFound
+
+        report = last_report(settings)
+        if report is None:
+            raise NotFound("no full check has run yet", remedy="wod check")
+        return report
 
     @router.post("/check")
     def check_and_fix(

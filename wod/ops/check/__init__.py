@@ -6,7 +6,8 @@
 with a one-line remedy; its ``exit_code`` is 0 (all ok), 1 (warnings) or 2 (failures).
 ``fix=True`` repairs only what is safe (folders, modes, ACLs, missing accounts and hub
 users, limits, sysctl) and never deletes data.  ``monitor=True`` (the daily timer) mails
-the failures to ``monitor``.
+the failures to ``monitor``.  A full run (no ``only``) is kept in
+``<state_dir>/check-last.json`` for the dashboard (:func:`last_report`).
 
 The checks live in one module per group: :mod:`.layout` (settings, state, folders,
 vault, hooks, shc, private checks), :mod:`.system` (limits, sysctl, tasks,
@@ -17,11 +18,14 @@ vs the api-db), :mod:`.peers` (api-db, hub, LDAP, mail intake, workshops render)
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wod.ops.check import layout, peers, seats, security, system  # noqa: F401 - registers
 from wod.ops.check.base import REGISTRY, CheckReport, CheckResult, Host, run_registered
@@ -31,10 +35,15 @@ if TYPE_CHECKING:
     from wod.queue import JobQueue
     from wod.settings import Settings
 
+log = logging.getLogger(__name__)
+
+LAST_REPORT = "check-last.json"
+
 __all__ = [
     "CheckReport",
     "CheckResult",
     "check_names",
+    "last_report",
     "monitor_mail",
     "run_checks",
     "unreadable_settings",
@@ -76,7 +85,32 @@ def run_checks(
             host.apidb.close()
     if monitor and report.failures:
         report.mailed = monitor_mail(settings, report)
+    if only is None:
+        save_report(settings, report)
     return report
+
+
+def save_report(settings: Settings, report: CheckReport) -> None:
+    """Keep the last full run in ``<state_dir>/check-last.json`` (0600), for the dashboard."""
+    path = settings.state_dir / LAST_REPORT
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(report.to_dict(), out, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("cannot keep the check report in %s: %s", path, exc)
+
+
+def last_report(settings: Settings) -> dict[str, Any] | None:
+    """The last full run's report (as ``to_dict``), or None when none was kept."""
+    try:
+        data = json.loads((settings.state_dir / LAST_REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def unreadable_settings(reason: str) -> CheckReport:
