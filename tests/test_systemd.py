@@ -117,9 +117,9 @@ def test_serve_speaks_sd_notify_reloads_on_sighup_and_logs_json(tmp_path: Path):
     )
     logged: list[dict] = []
     reader = threading.Thread(
-        target=lambda: logged.extend(
-            json.loads(line) for line in proc.stderr if line.startswith("{")
-        ),
+        # Every line is one JSON object (uvicorn's and click's too): json.loads raises
+        # otherwise and the line is missing below.
+        target=lambda: logged.extend(json.loads(line) for line in proc.stderr if line.strip()),
         daemon=True,
     )
     reader.start()

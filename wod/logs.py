@@ -47,4 +47,6 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # uvicorn's per-request access lines would duplicate ours; its errors still show.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every api-db/hub call at INFO: only with -v (debug).
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

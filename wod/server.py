@@ -355,8 +355,13 @@ class Server:
         self.http_port = sock.getsockname()[1]
         from wod.web.limits import HeaderLimit
 
+        # log_config=None: uvicorn's records go through our handler (text or JSON).
         config = uvicorn.Config(
-            HeaderLimit(app), log_level="warning", lifespan="off", access_log=False
+            HeaderLimit(app),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
         )
         web = _Uvicorn(config)
         task = asyncio.create_task(web.serve(sockets=[sock]))

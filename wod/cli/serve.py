@@ -93,4 +93,4 @@ def serve(
         raise click.ClickException(f"cannot start: {exc}") from None
     except WodError as exc:
         raise click.ClickException(exc.reason) from None
-    click.echo("wod serve stopped", err=True)
+    logging.getLogger("wod.serve").info("wod serve stopped")
