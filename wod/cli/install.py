@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -106,6 +107,8 @@ def install_cmd(
         click.echo(f"settings taken from {upstream}:")
         for item in taken:
             click.echo(f"  {item.setting} = {item.shown}   ({item.origin})")
+    if not opts.senders and not opts.allow_any_sender and sys.stdin.isatty():
+        opts.senders = [click.prompt("Accepted sender (the api-db's e-mail address)")]
     try:
         report = install(opts, dry_run=dry_run)
     except InstallError as exc:
