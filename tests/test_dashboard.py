@@ -5,6 +5,7 @@ by us, and the intake counters on /metrics.  (The browser and hub login:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -329,3 +330,32 @@ def test_dashboard_served_under_the_path_of_dashboard_url(tmp_path):
         assert client.get(prefix + "/static/htmx.min.js").status_code == 200
         assert client.get("/").status_code == 404  # nothing of it at the root
         assert client.get("/healthz").status_code == 200  # the API stays where it was
+
+
+def test_workshops_page_shows_a_template_that_does_not_render(tmp_path):
+    import shutil
+
+    tree = tmp_path / "notebooks"
+    for name in ("WKSHP-Sample101", "WKSHP-Sample201"):
+        shutil.copytree(SAMPLES / name, tree / name)
+    notebook = tree / "WKSHP-Sample101" / "1-Sample-Notebook.ipynb"
+    good = notebook.read_text()
+    notebook.write_text(good.replace("{{", "{{ no_such_variable }} {{", 1))
+    settings = make_settings(tmp_path, notebooks_dir=tree, ansible_dir=SAMPLES.parent / "ansible")
+
+    def rows(client: httpx.Client) -> dict[str, str]:
+        page = client.get("/workshops").text
+        return dict(re.findall(r'<tr id="ws-([\w-]+)">(.*?)</tr>', page, re.S))
+
+    with serve_in_thread(create_app(settings, JobQueue(settings.db_path)), "dash") as port:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False)
+        assert client.post("/login", data={"token": TOKEN}).status_code == 303
+        found = rows(client)
+        assert "BROKEN" in found["WKSHP-Sample101"]
+        assert "no_such_variable" in found["WKSHP-Sample101"]
+        assert "all render (" in found["WKSHP-Sample201"]
+        # repaired: the cached result is dropped because the file changed
+        notebook.write_text(good)
+        later = notebook.stat().st_mtime + 5
+        os.utime(notebook, (later, later))
+        assert "all render (" in rows(client)["WKSHP-Sample101"]

@@ -97,7 +97,7 @@ class RenderChecks:
                 return RenderCheck(False, exc.reason)
             except Exception as exc:  # a template bug must not break the catalog page
                 return RenderCheck(False, f"{type(exc).__name__}: {exc}"[:300])
-        return RenderCheck(True, f"{report.rendered} templates render, {report.copied} files")
+        return RenderCheck(True, f"{report.rendered} templates, {report.copied} files")
 
 
 def _range(meta: dict) -> tuple[int | None, int | None]:
