@@ -70,6 +70,9 @@ def test_socket_intake_persists_before_answering(short_dir: Path):
 
         code, reason = hand_to_daemon(sock, b"x" * (settings.max_message_bytes + 10))
         assert code == EX_DATAERR and "too large" in reason
+        # Far over the limit (more than the socket buffers hold): still a clean 65.
+        code, reason = hand_to_daemon(sock, b"x" * (8 * settings.max_message_bytes))
+        assert code == EX_DATAERR and "too large" in reason
     finally:
         server.request_stop()
         thread.join(15)

@@ -140,6 +140,10 @@ class SocketIntake:
             chunks.append(chunk)
             size += len(chunk)
         raw = b"".join(chunks)
+        # Read what is left of an oversized message (discarded): closing with unread data
+        # would reset the connection and the client would never see its 65.
+        while await reader.read(65536):
+            pass
         return await asyncio.to_thread(self._take, raw, sender, uid)
 
     def _take(self, raw: bytes, sender: str | None, uid: int | None) -> tuple[int, str]:

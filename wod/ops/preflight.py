@@ -1,8 +1,8 @@
 """What ``wod serve`` checks and enforces before it starts.
 
-- :func:`secure_state`: the state folder 0700, every file in it 0600 (the job database
-  holds e-mails, the registry database passwords, the outbox participants' mail) —
-  whatever umask or copy made them, also when started by hand.
+- :func:`secure_state`: the state folder 0700, its files 0600 (the job database holds
+  e-mails, the registry database passwords, the outbox participants' mail) — whatever
+  umask or copy made them, also when started by hand.
 - :func:`secure_settings_file`: the settings file 0600 (it holds tokens and passwords).
 - :func:`refusals`: one line each, with what to do, for what makes a start pointless or
   unsafe: no ``http_token`` or no ``senders`` outside a demo, the students' folder, the
@@ -40,12 +40,17 @@ class Finding:
 
 
 def secure_state(settings: Settings) -> list[str]:
-    """Create the state folder 0700 and make its files 0600 (folders 0700), recursively.
+    """Create the state folder 0700; make the files directly in it 0600 and the outbox
+    (folders 0700, files 0600).  Only what the backend itself keeps there is touched, so a
+    ``state_dir`` pointed at a shared folder by mistake is not rewritten wholesale.
     Returns what was changed, for the log."""
     changed: list[str] = []
     root = settings.state_dir
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for path in [root, *sorted(root.rglob("*"))]:
+    paths = [root, *(p for p in sorted(root.iterdir()) if not p.is_dir() or p.is_symlink())]
+    if settings.outbox_dir.is_dir() and not settings.outbox_dir.is_symlink():
+        paths += [settings.outbox_dir, *sorted(settings.outbox_dir.rglob("*"))]
+    for path in paths:
         try:
             st = path.lstat()
         except FileNotFoundError:
