@@ -878,6 +878,16 @@ class LdapServer:
 
 
 # -- a JupyterHub that can be stopped and started again ----------------------------------
+class _TokenDefaults(dict):
+    """Format values; a ``*_token`` the text asks for and we do not set is a fresh one."""
+
+    def __missing__(self, key: str) -> str:
+        if key.endswith("_token"):
+            self[key] = secrets.token_hex(24)
+            return self[key]
+        raise KeyError(key)
+
+
 class Hub:
     """A real JupyterHub configured like ``tests/plugins/hub.py`` (same configuration
     text), on fixed free ports and one database, so that it can go down and come back."""
@@ -900,31 +910,30 @@ class Hub:
         if chp is None:
             raise RuntimeError("configurable-http-proxy not installed")
         config = self.folder / "jupyterhub_config.py"
-        config.write_text(
-            plugin.CONFIG.format(
-                port=self.port,
-                hub_port=self.hub_port,
-                proxy_api_port=self.api_port,
-                db_url=f"sqlite:///{self.folder / 'jupyterhub.sqlite'}",
-                cookie_file=str(self.folder / "cookie_secret"),
-                hub_pid=str(self.folder / "jupyterhub.pid"),
-                proxy_pid=str(self.folder / "proxy.pid"),
-                proxy_token=secrets.token_hex(24),
-                chp=str(chp),
-                users=[],
-                singleuser=str(plugin.VENV_BIN / "jupyterhub-singleuser"),
-                marker=plugin.MARKER,
-                hub_id=self.hub_id,
-                homes=str(self.folder / "homes"),
-                token=self.token,
-                slow=plugin.SLOW_USER,
-                broken=plugin.BROKEN_USER,
-                # Values other parts of the shared configuration text use.
-                dashboard_port=get_free_port(),
-                hub_admin="wodadmin",
-                weak_token=secrets.token_hex(24),
-            )
-        )
+        values: dict[str, Any] = {
+            "port": self.port,
+            "hub_port": self.hub_port,
+            "proxy_api_port": self.api_port,
+            "db_url": f"sqlite:///{self.folder / 'jupyterhub.sqlite'}",
+            "cookie_file": str(self.folder / "cookie_secret"),
+            "hub_pid": str(self.folder / "jupyterhub.pid"),
+            "proxy_pid": str(self.folder / "proxy.pid"),
+            "proxy_token": secrets.token_hex(24),
+            "chp": str(chp),
+            "users": [],
+            "singleuser": str(plugin.VENV_BIN / "jupyterhub-singleuser"),
+            "marker": plugin.MARKER,
+            "hub_id": self.hub_id,
+            "homes": str(self.folder / "homes"),
+            "token": self.token,
+            "slow": plugin.SLOW_USER,
+            "broken": plugin.BROKEN_USER,
+            "dashboard_port": get_free_port(),
+            "hub_admin": "wodadmin",
+            "admin_group": getattr(plugin, "ADMIN_GROUP", "wod-admins"),
+        }
+        # Other services of the shared configuration text (extra tokens) get their own.
+        config.write_text(plugin.CONFIG.format_map(_TokenDefaults(values)))
         env = dict(os.environ)
         env["PATH"] = os.pathsep.join([str(plugin.NODE_BIN), str(plugin.VENV_BIN), env["PATH"]])
         env[plugin.MARKER] = self.hub_id
