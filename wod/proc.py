@@ -17,6 +17,7 @@ reuses a recorded pid.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import os
 import signal
@@ -66,6 +67,7 @@ def watching(watch: Watch) -> Iterator[None]:
         _watch.reset(token)
 
 
+@functools.cache
 def boot_id() -> str:
     """This boot's id (a process recorded under another boot is long gone)."""
     try:
