@@ -92,6 +92,15 @@ def test_pages_need_a_login_and_the_token_form_sets_a_strict_httponly_cookie(sit
             assert not re.match(r"(https?:)?//", ref), (path, ref)
 
 
+def test_logout_needs_the_csrf_token_and_ends_the_session(site):
+    client, csrf = site.login()
+    assert client.post("/logout").status_code == 303  # no token: still logged in
+    assert client.get("/jobs").status_code == 200
+    out = client.post("/logout", data={"csrf": csrf})
+    assert out.status_code == 200 and "logged out" in out.text
+    assert client.get("/jobs").status_code == 303  # back to /login
+
+
 def test_a_forged_cookie_is_not_a_session(site):
     client = site.client()
     client.cookies.set("wod_session", "eyJ1IjoiYWRtaW4ifQ.0000")

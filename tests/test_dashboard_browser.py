@@ -92,6 +92,9 @@ def test_hub_admin_gets_in_and_others_get_403(
     page.wait_for_selector("#peer-api-db .answer:text-is('yes')")
     assert page.locator("#peer-ldap .answer").inner_text() == "not configured"
     shot(page, "now")
+    page.click("header .logout button")  # and out again: the session cookie is gone
+    page.wait_for_selector("#logged-out")
+    assert "wod_session" not in [c["name"] for c in page.context.cookies(base)]
 
     other = new_page()
     refused = hub_login(other, base, "alice")

@@ -225,9 +225,12 @@ def make_dashboard(settings: Settings, queue: JobQueue, *, auth: Auth | None = N
     async def logout(request: Request) -> Response:
         csrf = (await form_fields(request)).get("csrf", "")
         session = dash.session(request)
-        response = RedirectResponse(f"{dash.prefix}/login", status_code=303)
-        if session is not None and dash.auth.csrf_ok(session, csrf):
-            response.delete_cookie(SESSION_COOKIE, path=dash.prefix or "/")
+        if session is None or not dash.auth.csrf_ok(session, csrf):
+            return RedirectResponse(f"{dash.prefix}/", status_code=303)
+        # A page, not a redirect to /login: with the hub, that would go on to the hub's
+        # authorize page, which the form-action policy forbids after a form.
+        response = dash.page("logged_out.html", request)
+        response.delete_cookie(SESSION_COOKIE, path=dash.prefix or "/")
         return response
 
     # -- Now ----------------------------------------------------------------------------
