@@ -286,7 +286,7 @@ def test_session_probe_passes_with_the_needed_scopes_and_names_the_missing_one(
     hub: Hub, jupyterhub: RunningHub
 ) -> None:
     probe = hub.probe_session_end()
-    assert probe.ok, probe.problems
+    assert probe.ok and probe.checked == "cycle", probe.problems
     assert probe.version.startswith(("5.", "6.", "7."))
     assert hub.server_status("wod-session-probe") is None
     with Hub(jupyterhub.url, jupyterhub.weak_token, timeout=10, spawn_wait=5) as weak:
@@ -294,3 +294,8 @@ def test_session_probe_passes_with_the_needed_scopes_and_names_the_missing_one(
     assert not refused.ok
     assert any("admin:users" in p for p in refused.problems), refused.problems
     assert jupyterhub.weak_token not in " ".join(refused.problems)
+    # Allowed to read the hub's info, the probe sees this test hub lets anyone in.
+    with Hub(jupyterhub.url, jupyterhub.info_token, timeout=10, spawn_wait=5) as reader:
+        open_door = reader.probe_session_end()
+    assert not open_door.ok and open_door.authenticator.endswith("DummyAuthenticator")
+    assert any("anyone can log in" in p for p in open_door.problems), open_door.problems

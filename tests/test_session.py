@@ -59,6 +59,13 @@ def test_stopping_the_server_leaves_the_login_valid_ending_the_sessions_does_not
         assert hub.server_status(user) is None
         assert browser.get("/hub/api/user").status_code == 403
         assert is_login_page(browser.get(f"/user/{user}/lab")), browser.history
+        # wod check's probe finds this hub fit.  PAM takes no throw-away hub user (no
+        # system account): only the token is checked, or the cycle runs on a free seat.
+        probe = hub.probe_session_end()
+        assert probe.ok and probe.authenticator.endswith("PAMAuthenticator"), probe
+        assert probe.checked == "scopes"
+        on_seat = hub.probe_session_end(user)
+        assert on_seat.ok and on_seat.checked == "cycle", on_seat
         # Idempotent: ending again (a retried CLEANUP) is fine, the user is still there.
         assert hub.end_sessions(user).servers_stopped == ()
         assert hub.ensure_user(user) is False

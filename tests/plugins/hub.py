@@ -71,6 +71,7 @@ class RunningHub:
     url: str
     token: str
     weak_token: str  # a service with admin:servers only (no admin:users)
+    info_token: str  # the backend's scopes plus read:hub (the authenticator is visible)
     users: tuple[str, ...]
     slow_user: str
     broken_user: str
@@ -127,6 +128,7 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 1}}
 c.JupyterHub.services = [
     {{"name": "wod", "api_token": {token!r}}},
     {{"name": "wod-weak", "api_token": {weak_token!r}}},
+    {{"name": "wod-info", "api_token": {info_token!r}}},
 ]
 c.JupyterHub.load_roles = [
     {{
@@ -138,6 +140,11 @@ c.JupyterHub.load_roles = [
         "name": "wod-start-stop-only",
         "scopes": ["admin:servers", "read:users"],
         "services": ["wod-weak"],
+    }},
+    {{
+        "name": "wod-backend-reading-hub-info",
+        "scopes": ["admin:servers", "admin:users", "read:hub"],
+        "services": ["wod-info"],
     }},
 ]
 
@@ -285,7 +292,7 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]
     port, hub_port, proxy_api_port = get_free_port(), get_free_port(), get_free_port()
     while len({port, hub_port, proxy_api_port}) < 3:
         hub_port, proxy_api_port = get_free_port(), get_free_port()
-    token, weak_token = secrets.token_hex(24), secrets.token_hex(24)
+    token, weak_token, info_token = (secrets.token_hex(24) for _ in range(3))
     hub_id = secrets.token_hex(8)
     users = (*USERS, SLOW_USER, BROKEN_USER)
     dashboard_port = get_free_port()
@@ -308,6 +315,7 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]
             homes=str(homes),
             token=token,
             weak_token=weak_token,
+            info_token=info_token,
             slow=SLOW_USER,
             broken=BROKEN_USER,
             dashboard_port=dashboard_port,
@@ -324,6 +332,7 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]
             url=url,
             token=token,
             weak_token=weak_token,
+            info_token=info_token,
             users=users,
             slow_user=SLOW_USER,
             broken_user=BROKEN_USER,

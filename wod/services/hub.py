@@ -89,6 +89,9 @@ class SessionProbe:
     version: str = ""
     authenticator: str = ""
     problems: tuple[str, ...] = field(default=())
+    #: What was verified: "cycle" (a user's sessions ended for real) or "scopes" (the
+    #: authenticator refused a throw-away user: only the token's right to delete users).
+    checked: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ class SessionProbe:
             "version": self.version,
             "authenticator": self.authenticator,
             "problems": list(self.problems),
+            "checked": self.checked,
         }
 
 
@@ -308,9 +312,13 @@ class Hub:
         return data
 
     def probe_session_end(self, user: str = PROBE_USER) -> SessionProbe:
-        """Check, on a throw-away hub user, that :meth:`end_sessions` works on this hub:
-        the token may delete and create users, and a deleted user comes back as a new
-        one (a new ``created`` time: a new row, hence a new cookie id).  Also flags an
+        """Check that :meth:`end_sessions` works on this hub, on ``user``: a throw-away
+        hub user by default (created, its sessions ended, checked to come back as a new
+        user — a new ``created`` time, hence a new cookie id — then deleted).  A hub whose
+        authenticator only takes users with a system account (``PAMAuthenticator``,
+        any ``LocalAuthenticator``) refuses the throw-away user: then only the token's
+        right to delete users is checked, unless ``user`` names an account that may be
+        used (a free seat; a user with a running server is never touched).  Also flags an
         authenticator that lets anyone in whatever the password."""
         problems: list[str] = []
         try:
@@ -324,27 +332,49 @@ class Hub:
                 "whatever its password (use PAMAuthenticator or LDAPAuthenticator)"
             )
         name = user.lower()
+        need = (
+            "the hub token needs admin:users (with delete:users) so CLEANUP can void a "
+            "participant's login cookie"
+        )
+        checked, existed = "cycle", True
         try:
-            self.ensure_user(name)
-            before = self._user_model(name) or {}
-            ended = self.end_sessions(name)
-            after = self._user_model(name) or {}
-            if not ended.recreated or not after or after.get("created") == before.get("created"):
-                problems.append(
-                    f"deleting and re-creating hub user {name} did not give a new user: "
-                    "an old login cookie could outlive a CLEANUP"
+            before = self._user_model(name)
+            if before is not None and before.get("servers"):
+                return SessionProbe(
+                    False,
+                    version,
+                    authenticator,
+                    (*problems, f"hub user {name} has a running server: not probed"),
                 )
+            if before is None:
+                existed = False
+                response = self._call("POST", self._user_path(name), what=f"create {name}")
+                if response.status_code == 400:
+                    checked = "scopes"  # the authenticator wants a system account
+                elif response.status_code not in (201, 409):
+                    raise self._unexpected(response, f"create hub user {name}")
+            if checked == "scopes":
+                scopes = set(self.token_scopes())
+                if not scopes & {"admin:users", "delete:users"}:
+                    problems.append(need)
+            else:
+                before = self._user_model(name) or {}
+                ended = self.end_sessions(name)
+                after = self._user_model(name) or {}
+                if not ended.recreated or after.get("created") == before.get("created"):
+                    problems.append(
+                        f"deleting and re-creating hub user {name} did not give a new user: "
+                        "an old login cookie could outlive a CLEANUP"
+                    )
         except (Permanent, Transient) as exc:
-            problems.append(
-                f"{exc.reason} — the hub token needs admin:users (with delete:users) so "
-                "CLEANUP can void a participant's login cookie"
-            )
+            problems.append(f"{exc.reason} — {need}")
         finally:
-            try:
-                self._call("DELETE", self._user_path(name), what=f"delete hub user {name}")
-            except (Permanent, Transient):
-                pass
-        return SessionProbe(not problems, version, authenticator, tuple(problems))
+            if not existed and checked == "cycle":
+                try:
+                    self._call("DELETE", self._user_path(name), what=f"delete hub user {name}")
+                except (Permanent, Transient):
+                    pass
+        return SessionProbe(not problems, version, authenticator, tuple(problems), checked)
 
     def user_exists(self, user: str) -> bool:
         """Whether the hub knows ``user`` (for ``wod check``)."""
