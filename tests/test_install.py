@@ -111,7 +111,7 @@ def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, n
     units = root / "etc/systemd/system"
     backend = (units / "wod-backend.service").read_text()
     assert "Type=notify" in backend and "UMask=0077" in backend
-    assert "Environment=WOD_CONFIG=/etc/wod/wod.yml" in backend
+    assert f"Environment=WOD_CONFIG={config}" in backend
     assert f"ExecStart={Path(sys.executable).parent / 'wod'} serve" in backend
     for timer in ("wod-check", "wod-deliver", "wod-prune", "wod-kill-stale"):
         assert (units / f"{timer}.timer").is_file() and (units / f"{timer}.service").is_file()
@@ -163,15 +163,24 @@ def test_install_connects_postfix_to_the_intake_socket(tmp_path: Path, names: Na
     assert settings.smtp_listener is False
     assert settings.intake_socket == root / "run/wod/intake.sock"
     assert settings.intake_group == names.admin  # the mailbox user's group
-    command = subprocess.run(
-        ["postconf", "-c", str(postfix), "-h", "mailbox_command"],
+    maps = subprocess.run(
+        ["postconf", "-c", str(postfix), "-h", "mailbox_command_maps"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    assert (
-        command == f"{Path(sys.executable).parent / 'wod'} intake --socket {settings.intake_socket}"
+    table = postfix / "wod-mailbox-command"
+    assert maps == f"texthash:{table}"
+    command = f"{Path(sys.executable).parent / 'wod'} intake --socket {settings.intake_socket}"
+    # Only the command mailbox's user is piped into wod; others keep normal delivery.
+    looked_up = subprocess.run(
+        ["postmap", "-c", str(postfix), "-q", names.admin, maps],
+        capture_output=True,
+        text=True,
     )
+    assert looked_up.stdout.strip() == command
+    other = subprocess.run(["postmap", "-c", str(postfix), "-q", "root", maps], capture_output=True)
+    assert other.returncode == 1 and not other.stdout  # not found: normal delivery
     assert "myhostname = backend.example.com" in (postfix / "main.cf").read_text()
     second = wod_install("--root", str(root), "--no-check", *names.flags())
     assert "no changes" in second.stdout, second.stdout
