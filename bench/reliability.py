@@ -20,8 +20,8 @@ participant, each a ``CREATE`` then the ``CLEANUP`` the api-db sends when the se
               ``PRAGMA integrity_check``.
 - ``leak``    ``--leak-jobs`` jobs (notebook-only workshop, directory accounts): RSS after
               2,000 and after all.
-- ``idle``    ``250`` -> customer active, one CREATE at a time, system accounts (the
-              ``bench/e2e.py`` series with its active-probe).
+- ``idle``    ``250`` -> customer active, one CREATE at a time (each participant's
+              CLEANUP in between), system accounts.
 
     .venv/bin/python bench/reliability.py [--only burst,kill] [--outage 60] [--py-spy]
 """
@@ -34,6 +34,7 @@ import datetime
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -586,16 +587,38 @@ def scenario_leak(args: argparse.Namespace, tmp: Path) -> str:
 
 
 def scenario_idle(args: argparse.Namespace, tmp: Path) -> str:
-    import e2e
-
-    with e2e.stack(tmp / "idle", accounts="system", seats=1) as st:
-        e2e.send_smtplib(st, *st.customers[e2e.API101][0], e2e.API101)
-        e2e._wait_job_done(st, 1)
-        acks, actives, jobs = e2e.series_smtplib(st, args.idle_runs)
+    """One CREATE at a time on an idle server: ``250`` -> the customer marked active (the
+    end of the step that sent ``PUT /customer/:id {"active": true}``, from the job record);
+    each participant's CLEANUP is sent after it (not measured), as the api-db would."""
+    seats = list(range(1, 7))
+    actives: list[float] = []
+    acks: list[float] = []
+    creates: list[Job] = []
+    with rig(tmp / "idle", seats=len(seats), accounts=args.accounts) as r:
+        plan = session_plan(r, seats, max(args.idle_runs // len(seats), 1) + 1, final_cleanup=True)
+        for mail in plan:
+            send_burst(r, [mail], connections=1)
+            if not mail.accepted:
+                raise RuntimeError(f"{mail.subject}: {mail.code} {mail.reply}")
+            job = r.wait_settled(mail.job or 0, timeout=60)[-1]
+            if job.status != "done":
+                raise RuntimeError(f"job {job.id} {job.status}: {job.reason}")
+            if mail.verb != "CREATE" or mail.n < len(seats):
+                continue  # the first CREATE of each seat warms up
+            # "active" where the CREATE has that step, else "report" (both send the PUT).
+            names = {s.name: s for s in job.steps}
+            step = names.get("active") or names["report"]
+            actives.append((step.started + (step.seconds or 0.0) - mail.acked_wall) * 1000)  # type: ignore[operator]
+            acks.append((mail.acked - mail.dot) * 1000)  # type: ignore[operator]
+            creates.append(job)
     med = statistics.median(actives)
     lines = [
-        f"`bench/e2e.py`'s series: {args.idle_runs} API101 CREATEs one after another, "
-        "`accounts: system`, registry in the load generator's process with the active-probe.",
+        f"{len(actives)} CREATEs one at a time (each after the previous job finished, "
+        f"every participant's CLEANUP in between; the first CREATE of each seat left out "
+        f"as warm-up), notebook-only `{NOTEBOOK}`, `accounts: {args.accounts}`. `250` -> "
+        "active is read from the job record: the end of the step that sent the api-db "
+        '`PUT /customer/:id {"active": true}` and got its answer. Load average: '
+        f"{loadavg()}.",
         "",
         "| measure | n | median ms | p95 ms | max ms |",
         "|---|---|---|---|---|",
@@ -607,11 +630,8 @@ def scenario_idle(args: argparse.Namespace, tmp: Path) -> str:
         "",
         "Per step:",
         "",
-        "| step | median ms | p95 ms |",
-        "|---|---|---|",
+        *step_table(creates),
     ]
-    for name, m, p in e2e.step_medians(jobs):
-        lines.append(f"| {name} | {m:.1f} | {p:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -635,6 +655,10 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Path], str]] = {
     "leak": scenario_leak,
     "idle": scenario_idle,
 }
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -664,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     if "disk" in only and os.geteuid() != 0:
         print("disk: needs root (tmpfs mount); skipped", file=sys.stderr)
         only.remove("disk")
+    # SIGTERM (and SIGINT, even when a background shell ignores it) end the run through the
+    # rigs' cleanup: processes stopped, test accounts removed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="wod-reliability-"))
     failed = []
     try:
