@@ -19,7 +19,8 @@ COMMANDS = ["install_cmd"]
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("/"),
     show_default=True,
-    help="Install under this prefix (tests, images); units are then not enabled.",
+    help="Install every file and folder under this prefix, named with it (tests); the "
+    "accounts are real; units are not enabled.",
 )
 @click.option("--sender", "senders", multiple=True, help="Accepted sender (the api-db's address).")
 @click.option("--allow-any-sender", is_flag=True, help="Accept requests from any sender.")
