@@ -117,7 +117,20 @@ def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, n
         assert (units / f"{timer}.timer").is_file() and (units / f"{timer}.service").is_file()
 
     snippet = root / "etc/wod/jupyterhub_service.py"
-    assert settings.hub_token in snippet.read_text()
+    # Loaded as JupyterHub loads jupyterhub_config.py, with and without services before it.
+    from jupyterhub.app import JupyterHub
+    from traitlets.config import PyFileConfigLoader
+
+    for before in ("", 'c.JupyterHub.services = [{"name": "other"}]\n'):
+        hub_config = tmp_path / "jupyterhub_config.py"
+        hub_config.write_text(before + snippet.read_text())
+        hub = JupyterHub(config=PyFileConfigLoader(hub_config.name, str(tmp_path)).load_config())
+        services = {svc["name"]: svc for svc in hub.services}
+        assert set(services) == {"wod-backend"} | ({"other"} if before else set())
+        assert services["wod-backend"]["api_token"] == settings.hub_token
+        role = next(r for r in hub.load_roles if r["name"] == "wod-backend")
+        assert role["scopes"] == ["admin:servers", "admin:users"]
+        assert role["services"] == ["wod-backend"]
     assert stat.S_IMODE(snippet.stat().st_mode) == 0o600
     assert settings.http_token not in out and settings.hub_token not in out
 
