@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from wod.errors import WodError
-from wod.queue import SCHEMA_VERSION
+from wod.ops.version import version_text
 from wod.settings import Settings, SettingsError, load_settings
 
 
@@ -96,10 +96,7 @@ def when(stamp: float | None) -> str:
     help="Settings file (default: $WOD_CONFIG, ./wod.yml, /etc/wod/wod.yml).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.version_option(
-    package_name="wod-backend",
-    message=f"%(prog)s %(version)s (job database schema {SCHEMA_VERSION})",
-)
+@click.version_option(version_text(), message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, verbose: int) -> None:
     """Workshops-on-Demand backend."""
