@@ -233,3 +233,16 @@ def test_wod_init_is_a_demo_layout_and_says_so(tmp_path: Path):
     assert "demo: true" in config.read_text()
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "inst" / "state").stat().st_mode) == 0o700
+
+
+def test_metrics_only_for_allowed_clients_healthz_open(tmp_path: Path):
+    from tests.plugins.paths import serve_in_thread
+    from wod.settings import Settings
+
+    for allowed, expected in ((["10.9.0.0/16"], 403), (["127.0.0.1/32"], 200)):
+        settings = Settings(state_dir=tmp_path / "state", http_token=TOKEN, allowed_clients=allowed)
+        app = create_app(settings, JobQueue(settings.db_path))
+        with serve_in_thread(app, "metrics") as port:
+            base = f"http://127.0.0.1:{port}"
+            assert httpx.get(f"{base}/metrics", timeout=5).status_code == expected
+            assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
