@@ -81,7 +81,8 @@ def wod_install(*args: str) -> subprocess.CompletedProcess:
 
 def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, names: Names):
     root = tmp_path / "root"
-    first = wod_install("--root", str(root), "--mail", "smtp", *names.flags())
+    smtp = ("--mail", "smtp", "--smtp-host", "0.0.0.0", "--allowed-client", "192.0.2.0/24")
+    first = wod_install("--root", str(root), *smtp, *names.flags())
     assert first.returncode == 0, first.stderr + first.stdout
     out = first.stdout
     assert "done: write " + str(root / "etc/wod/wod.yml") in out
@@ -98,7 +99,8 @@ def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, n
     assert settings.state_dir == root / "var/lib/wod"
     assert stat.S_IMODE(settings.state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(settings.students_dir.stat().st_mode) == 0o711
-    assert settings.smtp_listener is True
+    assert settings.smtp_listener is True and settings.smtp_host == "0.0.0.0"
+    assert settings.allowed_clients == ["127.0.0.1/32", "::1/128", "192.0.2.0/24"]
 
     admin = pwd.getpwnam(names.admin)
     assert settings.students_dir.stat().st_uid == admin.pw_uid
@@ -134,7 +136,7 @@ def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, n
     assert stat.S_IMODE(snippet.stat().st_mode) == 0o600
     assert settings.http_token not in out and settings.hub_token not in out
 
-    second = wod_install("--root", str(root), "--mail", "smtp", *names.flags())
+    second = wod_install("--root", str(root), *smtp, *names.flags())
     assert second.returncode == 0, second.stderr
     assert "no changes" in second.stdout
     assert "done:" not in second.stdout

@@ -41,6 +41,18 @@ COMMANDS = ["install_cmd"]
 )
 @click.option("--smtp-port", type=int, default=25, show_default=True)
 @click.option(
+    "--smtp-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the SMTP listener binds to (0.0.0.0 for an api-db on another host).",
+)
+@click.option(
+    "--allowed-client",
+    "allowed_clients",
+    multiple=True,
+    help="Network (CIDR) allowed besides this host, e.g. the api-db's (SMTP and HTTP).",
+)
+@click.option(
     "--postfix-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("/etc/postfix"),
@@ -72,6 +84,8 @@ def install_cmd(
     hub_url: str,
     mail: str,
     smtp_port: int,
+    smtp_host: str,
+    allowed_clients: tuple[str, ...],
     postfix_dir: Path,
     wod_command: str | None,
     no_check: bool,
@@ -94,6 +108,8 @@ def install_cmd(
         hub_url=hub_url,
         mail=mail,  # type: ignore[arg-type]
         smtp_port=smtp_port,
+        smtp_host=smtp_host,
+        allowed_clients=list(allowed_clients),
         postfix_dir=postfix_dir,
         wod_command=wod_command,
         run_check=not no_check,

@@ -97,6 +97,9 @@ class InstallOptions:
     postfix_dir: Path = Path("/etc/postfix")
     intake_socket: Path = Path("/run/wod/intake.sock")
     smtp_port: int = 25
+    smtp_host: str = "127.0.0.1"
+    #: networks (CIDR) allowed besides this host (the api-db's), for SMTP and HTTP
+    allowed_clients: list[str] = field(default_factory=list)
     #: extra settings (migration from upstream), applied unless the file already has them
     values: dict[str, Any] = field(default_factory=dict)
     run_check: bool = True
@@ -176,7 +179,10 @@ def desired_values(opts: InstallOptions, mail: str, existing: dict[str, Any]) ->
         "intake_group": _primary_group(opts.admin_user) or opts.admin_user,
         "smtp_listener": mail == "smtp",
         "smtp_port": opts.smtp_port,
+        "smtp_host": opts.smtp_host,
     }
+    if opts.allowed_clients:
+        values["allowed_clients"] = ["127.0.0.1/32", "::1/128", *opts.allowed_clients]
     if opts.senders:
         values["senders"] = list(opts.senders)
     if opts.allow_any_sender:
