@@ -27,7 +27,7 @@ def test_server_runs_after_create_and_is_stopped_by_cleanup_and_purge(
     install_factory, backend_factory, jupyterhub
 ):
     install = install_factory(
-        hub_url=jupyterhub.url, hub_token=jupyterhub.token, hub_spawn_wait=30.0
+        hub_url=jupyterhub.url, hub_token=jupyterhub.token, hub_spawn_wait=90.0
     )
     backend = backend_factory(install)
     hub = Hub(jupyterhub.url, jupyterhub.token)
@@ -37,14 +37,14 @@ def test_server_runs_after_create_and_is_stopped_by_cleanup_and_purge(
         # Both seats are prepared in parallel (two workers).
         backend.send(f"CREATE {sa} {a['id']} {a['email']}", S101)
         backend.send(f"CREATE {sb} {b['id']} {b['email']}", S101)
-        jobs = backend.wait(2, timeout=60)
+        jobs = backend.wait(2, timeout=180)
         assert [j.status for j in jobs] == ["done", "done"], [j.reason for j in jobs]
         for user in users:
             status = hub.server_status(user)
             assert status is not None and status["ready"] is True, (user, status)
         assert install.registry.customer(a["id"])["active"] is True
 
-        cleanup = backend.run(f"CLEANUP {sa} {a['id']}", S101)
+        cleanup = backend.run(f"CLEANUP {sa} {a['id']}", S101, timeout=120)
         assert cleanup.status == "done", (cleanup.reason, cleanup.output)
         hub_step = next(step for step in cleanup.steps if step.name == "hub")
         assert f"hub user {users[0]} deleted and re-created" in hub_step.output
@@ -52,7 +52,7 @@ def test_server_runs_after_create_and_is_stopped_by_cleanup_and_purge(
         wait_stopped(hub, users[0])
         assert hub.server_status(users[1])["ready"] is True  # the other seat is untouched
 
-        purge = backend.run(f"PURGE {sb} {b['id']}", S101)
+        purge = backend.run(f"PURGE {sb} {b['id']}", S101, timeout=120)
         assert purge.status == "done", (purge.reason, purge.output)
         wait_stopped(hub, users[1])
         assert install.registry.customer(a["id"])["cleaned"] is True
