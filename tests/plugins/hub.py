@@ -498,7 +498,7 @@ def pam_jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PamHub]
     students.mkdir(mode=0o755)
     tag = secrets.token_hex(2)
     pattern = f"w{tag}s{{n}}"
-    id_base = 61000 + 100 * secrets.randbelow(9)
+    id_base = 61000 + 10 * secrets.randbelow(100)  # two seats: base+1, base+2
     users = sorted(pattern.format(n=n) for n in range(PAM_SEATS[0], PAM_SEATS[1] + 1))
     port, hub_port, proxy_api_port = _ports(3)
     token = secrets.token_hex(24)
