@@ -42,7 +42,7 @@ def create(svc: Services, ctx: JobContext, request: Request) -> None:
         # (reporting twice is harmless) ``active``.
         with ctx.step("hub"):
             ctx.log("seat prepared and reported by an earlier attempt: starting the server")
-            start_hub_server(svc, ctx, account, before_active=True)
+            start_hub_server(svc, ctx, account, before_active=s.hub_start_before_active)
         with ctx.step("active"):
             svc.apidb.update_customer(request.customer, active=True)
         return
