@@ -182,6 +182,32 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float, interval: flo
         time.sleep(interval)
 
 
+def free_id_base(seats: int) -> int:
+    """A random uid/gid base far from real users whose ``seats`` ids are all unused (other
+    test runs on the same host pick theirs at random too)."""
+    import grp
+    import pwd
+
+    for _ in range(100):
+        base = 100_000 + 1000 * secrets.randbelow(900)
+        taken = False
+        for n in range(base + 1, base + seats + 1):
+            try:
+                pwd.getpwuid(n)
+                taken = True
+            except KeyError:
+                try:
+                    grp.getgrgid(n)
+                    taken = True
+                except KeyError:
+                    pass
+            if taken:
+                break
+        if not taken:
+            return base
+    raise RuntimeError("no free range of uids found for the test accounts")
+
+
 # -- the rig -----------------------------------------------------------------------------
 @dataclass
 class Participant:
@@ -222,7 +248,7 @@ class Rig:
         }
         if accounts == "system":
             tag = secrets.token_hex(2)
-            ids = 70000 + 1000 * secrets.randbelow(40)
+            ids = free_id_base(seats)
             settings_values.update(
                 account_pattern=f"w{tag}r{{n}}",
                 uid_base=ids,
