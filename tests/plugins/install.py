@@ -47,6 +47,22 @@ class Install:
         return self.settings.home(stdid)
 
 
+def _free_id_base() -> int:
+    """A base (62000..64900, step 100) whose ids no account or group uses yet: tests of
+    other runs on the same host make system accounts too."""
+    import grp
+    import pwd
+
+    for _ in range(100):
+        base = 62000 + 100 * secrets.randbelow(30)
+        ids = range(base, base + 100)
+        if not any(p.pw_uid in ids for p in pwd.getpwall()) and not any(
+            g.gr_gid in ids for g in grp.getgrall()
+        ):
+            return base
+    raise RuntimeError("no free uid/gid range 62000-64999 for test accounts")
+
+
 def _make_install(
     base: Path, registry: Any, *, accounts: str = "directory", **values: Any
 ) -> Install:
@@ -70,7 +86,7 @@ def _make_install(
     if accounts == "system":
         # Test-only names and ids, far from real users; removed at teardown.
         tag = secrets.token_hex(2)
-        ids = 62000 + 100 * secrets.randbelow(30)
+        ids = _free_id_base()
         settings_values.update(
             # wod serve refuses to start without the admin account: one that exists
             # (a test gives its own, e.g. a local_user, with admin_user=).
