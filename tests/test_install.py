@@ -131,7 +131,7 @@ def test_install_into_a_root_prefix_then_again_changes_nothing(tmp_path: Path, n
         assert set(services) == {"wod-backend"} | ({"other"} if before else set())
         assert services["wod-backend"]["api_token"] == settings.hub_token
         role = next(r for r in hub.load_roles if r["name"] == "wod-backend")
-        assert role["scopes"] == ["admin:servers", "admin:users"]
+        assert role["scopes"] == ["admin:servers", "admin:users", "read:hub"]
         assert role["services"] == ["wod-backend"]
     assert stat.S_IMODE(snippet.stat().st_mode) == 0o600
     assert settings.http_token not in out and settings.hub_token not in out

@@ -470,9 +470,9 @@ def hub_snippet(settings: Settings) -> str:
         ")\n"
         "c.JupyterHub.load_roles.extend(\n"
         "    [\n"
-        "    {  # the backend starts/stops the students' servers and creates their hub users\n"
+        "    {  # seats' servers and hub users; read:hub lets wod check see the authenticator\n"
         '        "name": "wod-backend",\n'
-        '        "scopes": ["admin:servers", "admin:users"],\n'
+        '        "scopes": ["admin:servers", "admin:users", "read:hub"],\n'
         '        "services": ["wod-backend"],\n'
         "    },\n"
         "    {  # users may reach the service (the dashboard then lets only admins in)\n"
