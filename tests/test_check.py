@@ -237,6 +237,12 @@ def test_hub_token_scopes_and_missing_hub_users_are_created(install_factory, jup
     assert code == 0, found
     assert found["hub-sessions"]["detail"].endswith("CLEANUP can void a participant's login")
 
+    # With read:hub the probe sees this test hub's authenticator, which lets anyone in.
+    inst.config.write_text(inst.config.read_text().replace(jupyterhub.token, jupyterhub.info_token))
+    code, found = check(inst, "hub-sessions")
+    assert code == 2 and "DummyAuthenticator" in found["hub-sessions"]["detail"]
+    inst.config.write_text(inst.config.read_text().replace(jupyterhub.info_token, jupyterhub.token))
+
     # A token that may start and stop servers but not manage users.
     weak = inst.config.read_text().replace(jupyterhub.token, jupyterhub.weak_token)
     inst.config.write_text(weak)
