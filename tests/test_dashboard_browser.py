@@ -132,7 +132,7 @@ def test_create_shows_live_cleanup_frees_the_seat_and_metrics_count_it(
     cust, stdid = backend.customer(WORKSHOP)
     backend.send(f"CREATE {stdid} {cust['id']} alice@example.com", WORKSHOP)
     row = page.locator("#joblist tr[data-job]")
-    row.first.locator(".badge.done").wait_for(timeout=60_000)  # no reload: polled live
+    row.first.locator(".badge.done").wait_for(timeout=150_000)  # no reload: polled live
     assert page.url == base + "/jobs"
     assert "CREATE" in row.first.inner_text() and WORKSHOP in row.first.inner_text()
     shot(page, "jobs")
@@ -144,7 +144,7 @@ def test_create_shows_live_cleanup_frees_the_seat_and_metrics_count_it(
     shot(page, "seats")
 
     backend.send(f"CLEANUP {stdid} {cust['id']}", WORKSHOP)
-    page.wait_for_selector(f"#seat-{stdid}[data-state=free]", timeout=60_000)
+    page.wait_for_selector(f"#seat-{stdid}[data-state=free]", timeout=150_000)
     assert page.url == base + "/seats"
 
     page.goto(f"{base}/seats/{stdid}")
@@ -242,7 +242,7 @@ def test_failed_hook_read_and_retried_from_the_job_page(
 
     marker.unlink()  # the admin repairs the appliance, then presses Retry
     page.click("#retry")
-    page.wait_for_selector("#job-status:text('done')", timeout=60_000)
+    page.wait_for_selector("#job-status:text('done')", timeout=150_000)
     assert backend.queue.job(failed.id).status == "done"
     page.wait_for_selector("h2:text('Attempt 2')")
 

@@ -1,5 +1,5 @@
 """Fixture plugin: ``browser``, one headless Debian ``chromium`` driven by Playwright per
-test session (Playwright's own browser download is not used: ``executable_path``), and
+test module (Playwright's own browser download is not used: ``executable_path``), and
 ``page`` / ``new_page`` for a fresh browser context (own cookies) per test."""
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from wod.ops.export import BROWSER_ARGS as ARGS  # the flags wod export runs chr
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser per test module: Playwright's sync API keeps an event loop running in
+    the main thread while it is open, so it must be closed before tests that run their own
+    (``asyncio.run``) — a session-wide browser broke every later module's."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
