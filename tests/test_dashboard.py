@@ -368,3 +368,28 @@ def test_workshops_page_shows_a_template_that_does_not_render(tmp_path):
         later = notebook.stat().st_mtime + 5
         os.utime(notebook, (later, later))
         assert "all render (" in rows(client)["WKSHP-Sample101"]
+
+
+def test_a_seat_the_watcher_acted_on_is_quarantined_until_its_next_job(site):
+    """The grid and the seat page read the watcher's record: a seat killed in shows as
+    quarantined (on the page too) until a job of the seat, here its PURGE, finishes."""
+    import time
+
+    from wod.ops.watch import Action, ActionLog
+
+    job_id = site.submit("CREATE 4 70 p@q.r")
+    site.queue.claim("t")
+    site.queue.complete(job_id)
+    client, _ = site.login()
+    assert 'data-state="quarantined"' not in client.get("/seats").text
+    ActionLog.from_settings(site.settings).append(
+        Action(time.time(), "kill", "blacklist", site.settings.account(4), 4, 4242, "ethminer")
+    )
+    grid = client.get("/seats").text
+    assert grid.count('data-state="quarantined"') == 1, grid
+    page = client.get("/seats/4").text
+    assert "kill by the abuse watcher (blacklist): ethminer" in page
+    purge = site.submit("PURGE 4 70")
+    site.queue.claim("t")
+    site.queue.complete(purge)
+    assert 'data-state="quarantined"' not in client.get("/seats").text

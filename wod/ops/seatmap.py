@@ -2,18 +2,19 @@
 can scan at a glance — free, active, cleaning, failed, quarantined — built on the seat
 fold of :mod:`wod.ops.seats`, plus one seat's full job history.
 
-Quarantine records come from the abuse watcher (``wod.ops.watch``) when it is installed:
-a seat it holds shows as ``quarantined`` whatever its jobs say.
+Quarantine comes from the abuse watcher's record (:func:`wod.ops.watch.quarantined`): a
+seat it throttled, killed in or PURGEd, with no job of the seat finished since, shows as
+``quarantined`` whatever its jobs say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from wod.ops.common import NotFound
 from wod.ops.seats import Seat
 from wod.ops.seats import _apply as fold_one  # the one fold rule
+from wod.ops.watch import Action, quarantined
 from wod.queue import Job, JobQueue
 from wod.services.accounts import Accounts
 from wod.settings import Settings
@@ -57,21 +58,16 @@ def _since(job: Job | None) -> float | None:
     return job.finished or job.started or job.created
 
 
-def quarantined_seats(settings: Settings) -> dict[int, str]:
-    """Seats the abuse watcher holds, with its reason (empty when no watcher is installed)."""
-    try:
-        from wod.ops import watch  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    records: Callable[..., Iterable] | None = getattr(watch, "quarantined", None)
-    if records is None:
-        return {}
-    out: dict[int, str] = {}
-    for rec in records(settings):
-        stdid = getattr(rec, "stdid", None)
-        if isinstance(stdid, int):
-            out[stdid] = str(getattr(rec, "reason", "") or "quarantined")
-    return out
+def quarantine_of(held: dict[int, Action], seat: Seat) -> str:
+    """The watcher's reason when it holds ``seat``: an action of the watcher on the seat
+    that no job of the seat has finished after (a PURGE or a new CREATE ends it)."""
+    action = held.get(seat.stdid)
+    if action is None:
+        return ""
+    done = _since(seat.last_job)
+    if done is not None and done >= action.time:
+        return ""
+    return f"{action.action} by the abuse watcher ({action.rule}): {action.process or '?'}"
 
 
 #: Jobs after which a seat's state no longer depends on its earlier history: a finished
@@ -107,12 +103,13 @@ def recent_seat(settings: Settings, queue: JobQueue, accounts: Accounts, stdid: 
 
 def grid(settings: Settings, queue: JobQueue, accounts: Accounts) -> list[Cell]:
     """One cell per seat."""
-    held = quarantined_seats(settings)
+    held = quarantined(settings)
     out = []
     for n in range(settings.user_min, settings.user_max + 1):
         seat = recent_seat(settings, queue, accounts, n)
-        state = "quarantined" if seat.stdid in held else grid_state(seat)
-        detail = held.get(seat.stdid) or seat.state
+        hold = quarantine_of(held, seat)
+        state = "quarantined" if hold else grid_state(seat)
+        detail = hold or seat.state
         out.append(
             Cell(
                 stdid=seat.stdid,
@@ -141,13 +138,13 @@ def seat_history(
     problem = seat_error(stdid, settings, what="seat")
     if problem:
         raise NotFound(problem)
-    held = quarantined_seats(settings)
     seat = recent_seat(settings, queue, accounts, stdid)
+    hold = quarantine_of(quarantined(settings), seat)
     cell = Cell(
         stdid=seat.stdid,
         account=seat.account,
-        state="quarantined" if stdid in held else grid_state(seat),
-        detail=held.get(stdid) or seat.state,
+        state="quarantined" if hold else grid_state(seat),
+        detail=hold or seat.state,
         workshop=seat.workshop,
         customer=seat.customer,
         since=_since(seat.last_job),

@@ -28,7 +28,7 @@ action, rule, pid, account, seat, process name, command line, CPU %, age, detail
 advance it instead of waiting minutes); CPU use is measured between two real looks.
 """
 
-from wod.ops.watch.record import Action, ActionLog, list_actions
+from wod.ops.watch.record import Action, ActionLog, list_actions, quarantined
 from wod.ops.watch.rules import Policy, command_names
 from wod.ops.watch.watcher import Watcher, start_watcher
 
@@ -39,5 +39,6 @@ __all__ = [
     "Watcher",
     "command_names",
     "list_actions",
+    "quarantined",
     "start_watcher",
 ]

@@ -19,6 +19,8 @@ LOG_NAME = "watch.jsonl"
 CMDLINE_LIMIT = 300
 #: kills that count towards a seat's PURGE
 STRIKE_RULES = ("blacklist", "cpu")
+#: actions that put a seat in quarantine until its next job (a PURGE or a new CREATE)
+QUARANTINE_ACTIONS = ("throttle", "kill", "purge", "purge-skipped")
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,13 @@ def list_actions(
 ) -> list[Action]:
     """The watcher's recorded actions, newest first (``wod watch --list``, ``/api/watch``)."""
     return ActionLog.from_settings(settings).actions(limit=limit, since=since, stdid=stdid)
+
+
+def quarantined(settings: Settings) -> dict[int, Action]:
+    """Each seat's latest quarantining action (throttle, kill, PURGE): the seat is held
+    until a job of the seat finishes after it (the dashboard's seat grid compares)."""
+    latest: dict[int, Action] = {}
+    for action in ActionLog.from_settings(settings)._read():
+        if action.action in QUARANTINE_ACTIONS:
+            latest[action.stdid] = action  # the file is in time order
+    return latest
