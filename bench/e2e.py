@@ -321,12 +321,21 @@ def _next_participant(st: Stack, workshop: str, i: int) -> tuple[int, int]:
     """Seat ``i`` (round-robin over the workshop's seats) for a new participant: a new
     customer row on that student, as the api-db creates one per registration.  (A CREATE
     repeating the seat's last finished CREATE for the same customer is a duplicate the
-    backend leaves alone, so every run needs its own customer.)"""
+    backend leaves alone, so every run needs its own customer.  The seat's earlier
+    participants are marked gone (inactive, cleaned), as the api-db has them once their
+    session ended: a CREATE for a seat whose participant is still active is refused.)"""
+    from sqlalchemy import update
+
     from wod.registry.models import Customer
 
     stdid, first_customer = st.customers[workshop][i % len(st.customers[workshop])]
     with st.registry.state.session() as session:
         template = session.get(Customer, first_customer)
+        session.execute(
+            update(Customer)
+            .where(Customer.studentId == template.studentId)
+            .values(active=False, cleaned=True)
+        )
         row = Customer(
             name=f"Participant {i}",
             email=f"p{i}@example.com",
