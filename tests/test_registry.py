@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -443,3 +444,26 @@ def test_students_and_customers_are_read_like_the_api_db(registry_factory):
     customers = httpx.get(f"{reg.url}/customers", headers=viewer).json()
     assert [c["id"] for c in customers] == [customer["id"]]
     assert customers[0]["studentId"] == seat
+
+
+def test_wod_registry_keeps_its_database_private(tmp_path):
+    """registry.db holds e-mails and the seats' passwords: created 0600 under a 0700 state
+    folder, and a file left readable by an older version is closed on the next open."""
+    state = tmp_path / "state"
+    env = {**os.environ, "WOD_STATE_DIR": str(state), "WOD_APIDB_USER": "mod"}
+    wod = [str(Path(sys.executable).parent / "wod"), "registry", "add-user"]
+    first = subprocess.run(
+        [*wod, "boss", "--password", "boss-pw"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert first.returncode == 0, first.stderr
+    db = state / "registry.db"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    db.chmod(0o644)
+    again = subprocess.run(
+        [*wod, "boss2", "--password", "pw2"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert again.returncode == 0, again.stderr
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    for extra in state.glob("registry.db-*"):
+        assert stat.S_IMODE(extra.stat().st_mode) & 0o077 == 0, extra

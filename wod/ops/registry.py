@@ -24,7 +24,7 @@ def db_url(settings: Settings, db: str | None = None) -> str:
         return db
     if settings.registry_db_url:
         return settings.registry_db_url
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return f"sqlite:///{settings.state_dir / 'registry.db'}"
 
 

@@ -13,6 +13,7 @@ Unknown fields are ignored, as Sequelize's ``update`` ignores them.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine
@@ -214,12 +215,28 @@ def coerce_fields(model: type[Base], fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _private_file(database: str | None) -> None:
+    """Create the SQLite file ``database`` 0600, or take group/other access from one that
+    exists (in-memory databases have no file)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout."""
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and mode 0600 (they
+    hold participants' e-mails and the seats' passwords; SQLite gives its WAL and shared
+    memory files the database file's mode)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, future=True
         )
+        _private_file(engine.url.database)
 
         from sqlalchemy import event
 
