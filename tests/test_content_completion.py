@@ -75,6 +75,9 @@ def test_cli_deploy_vars_completion(tmp_path: Path, samples_dir: Path) -> None:
     dry = wod("deploy", "WKSHP-Sample101", "--student", "2", "--dry-run", "--var", "PASSSTU=x")
     assert dry.exit_code == 0 and "render  1-Sample-Notebook.ipynb" in dry.output
     assert not (tmp_path / "students" / "student2" / "WKSHP-Sample101").exists()
+    # a dry run checks the templates render without a password set yet (as wod check does)
+    plain = wod("deploy", "WKSHP-Sample101", "--student", "2", "--dry-run")
+    assert plain.exit_code == 0 and "every template renders" in plain.output, plain.output
     failed = wod("deploy", "WKSHP-Sample101", "--student", "2")
     assert failed.exit_code == 1 and "undefined variable 'PASSSTU'" in failed.output
     done = wod("deploy", "WKSHP-Sample101", "-s", "2", "--var", "PASSSTU=pw")

@@ -22,6 +22,9 @@ from wod.ops.common import NotFound, OpsError
 from wod.settings import Settings
 from wod.values import seat_error
 
+SAMPLE_PASSWORD = "SamplePassw0rd"
+"""``PASSSTU`` for a dry run: a CREATE sets the real one, so every render check uses this."""
+
 
 def workshop_range(content: Content, workshop: str) -> tuple[int, int] | None:
     """The ``range: [min, max]`` of the workshop's ``wod.yml``, when it has a valid one."""
@@ -94,6 +97,7 @@ def deploy(
         home or settings.home(stdid),
         uid=uid,
         gid=gid,
+        password=SAMPLE_PASSWORD if dry_run else None,
         dry_run=dry_run,
         extra=variables or {},
     )

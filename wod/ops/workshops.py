@@ -85,13 +85,20 @@ class RenderChecks:
 
     def _dry_run(self, name: str) -> RenderCheck:
         from wod.content.service import Content
+        from wod.ops.content import SAMPLE_PASSWORD
 
         content = Content(self.settings)
         stdid = self.settings.user_min
         with tempfile.TemporaryDirectory(prefix="wod-dry-run-") as home:
             try:
                 report = content.deploy(
-                    name, stdid, Path(home), uid=None, gid=None, password="x" * 12, dry_run=True
+                    name,
+                    stdid,
+                    Path(home),
+                    uid=None,
+                    gid=None,
+                    password=SAMPLE_PASSWORD,
+                    dry_run=True,
                 )
             except WodError as exc:
                 return RenderCheck(False, exc.reason)
