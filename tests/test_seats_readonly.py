@@ -79,3 +79,13 @@ def test_non_root_admin_sees_accounts_and_is_told_what_not(install: Path) -> Non
         ["2", "student2", "yes", "unknown"],
         ["3", "student3", "NO", "unknown"],
     ]
+
+
+def test_a_range_outside_this_backend_is_refused(install: Path) -> None:
+    """Seats outside ``[user_min, user_max]`` are not this backend's: no made-up "free" rows."""
+    outside = wod(install, "seats", "--min", "2", "--max", "40")
+    assert outside.returncode == 1 and outside.stdout == ""
+    assert outside.stderr.strip() == "Error: seat 40 is outside this backend's range 1-3"
+    reversed_ = wod(install, "seats", "--min", "3", "--max", "2")
+    assert reversed_.returncode == 1
+    assert reversed_.stderr.strip() == "Error: range 3-2 is reversed: 3 is above 2"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wod.values import local_time
+from wod.values import local_time, seat_error
 
 if TYPE_CHECKING:
     from wod.queue import Job, JobQueue
@@ -164,7 +164,11 @@ def seat_view(settings: Settings, first: int | None = None, last: int | None = N
     first = settings.user_min if first is None else first
     last = settings.user_max if last is None else last
     if first > last:
-        raise OpsError(f"--min {first} is above --max {last}")
+        raise OpsError(f"range {first}-{last} is reversed: {first} is above {last}")
+    for n in (first, last):
+        problem = seat_error(n, settings, what="seat")
+        if problem:
+            raise OpsError(problem)
     accounts = _LookedUp(settings)
     path = settings.db_path
     problem = None
