@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -17,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.plugins.hub import HubBrowser, PamHub, is_jupyterlab
 from tests.plugins.paths import ROOT
+from wod.services.hub import Hub
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (accounts, ACLs, chown)")
 
@@ -235,7 +238,9 @@ def test_hub_token_scopes_and_missing_hub_users_are_created(install_factory, jup
     # The session probe (a throw-away hub user deleted and re-created).
     code, found = check(inst, "hub-sessions")
     assert code == 0, found
-    assert found["hub-sessions"]["detail"].endswith("CLEANUP can void a participant's login")
+    assert found["hub-sessions"]["detail"].endswith(
+        "CLEANUP can void a participant's login (checked: cycle on a throw-away hub user)"
+    )
 
     # With read:hub the probe sees this test hub's authenticator, which lets anyone in.
     inst.config.write_text(inst.config.read_text().replace(jupyterhub.token, jupyterhub.info_token))
@@ -254,6 +259,76 @@ def test_hub_token_scopes_and_missing_hub_users_are_created(install_factory, jup
     code, found = check(inst, "hub-token")
     assert code == 2 and "hub token rejected" in found["hub-token"]["detail"]
     assert "not-the-token" not in json.dumps(found)
+
+
+def hub_user(hub: PamHub, name: str) -> dict:
+    answer = httpx.get(
+        f"{hub.url}/hub/api/users/{name}",
+        headers={"Authorization": f"token {hub.token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.mark.hub
+@root_only
+def test_on_a_pam_hub_the_session_probe_runs_on_a_free_seat_never_on_a_busy_one(
+    pam_jupyterhub: PamHub, install_factory, backend_factory
+):
+    install = install_factory(**pam_jupyterhub.install_values(), hub_spawn_wait=90.0)
+    backend = backend_factory(install)
+    cust, busy = backend.customer("WKSHP-Sample101", email="a@example.com", name="A")
+    free = install.settings.user_max if busy == install.settings.user_min else busy - 1
+    busy_user, free_user = install.settings.account(busy), install.settings.account(free)
+    browser = HubBrowser(pam_jupyterhub.url)
+    hub = Hub(pam_jupyterhub.url, pam_jupyterhub.token)
+    try:
+        created = backend.run(
+            f"CREATE {busy} {cust['id']} {cust['email']}", "WKSHP-Sample101", timeout=120
+        )
+        assert created.status == "done", (created.reason, created.output)
+        password = backend.student(busy)["password"]
+        assert is_jupyterlab(browser.log_in(busy_user, password), busy_user), browser.history
+        hub.ensure_user(free_user)
+        before = {name: hub_user(pam_jupyterhub, name) for name in (busy_user, free_user)}
+
+        code, found = check(install, "hub-sessions")
+
+        assert code == 0, found
+        assert found["hub-sessions"]["detail"].endswith(
+            f"CLEANUP can void a participant's login (checked: cycle on free seat {free} "
+            f"({free_user}))"
+        ), found
+        # The free seat's hub user was deleted and re-created (a new user, a new cookie id).
+        assert hub_user(pam_jupyterhub, free_user)["created"] != before[free_user]["created"]
+        # The busy seat is untouched: same hub user, its server runs, A's login still works.
+        after = hub_user(pam_jupyterhub, busy_user)
+        assert after["created"] == before[busy_user]["created"]
+        assert after["servers"][""]["ready"] is True
+        whoami = browser.get("/hub/api/user")
+        assert whoami.status_code == 200 and whoami.json()["name"] == busy_user
+        assert is_jupyterlab(browser.get(f"/user/{busy_user}/lab"), busy_user)
+
+        # Only the busy seat left, its server stopped (as an idle culler does): in use per
+        # the job history all the same, so no seat is free: only the token is checked.
+        hub.stop_server(busy_user)
+        text = install.config.read_text()
+        install.config.write_text(re.sub(r"(?m)^user_(min|max): \d+$", rf"user_\1: {busy}", text))
+        code, found = check(install, "hub-sessions")
+        assert code == 0, found
+        detail = found["hub-sessions"]["detail"]
+        assert "the token may delete users (checked: scopes;" in detail, detail
+        assert "PAMAuthenticator takes no throw-away hub user" in detail
+        assert "no seat is free for the full cycle" in detail
+        # A's hub login is still valid: the seat's hub user was not re-created.
+        assert hub_user(pam_jupyterhub, busy_user)["created"] == before[busy_user]["created"]
+        whoami = browser.get("/hub/api/user")
+        assert whoami.status_code == 200 and whoami.json()["name"] == busy_user
+    finally:
+        browser.close()
+        hub.stop_server(busy_user)
+        hub.close()
 
 
 def test_monitor_mail_of_failures_lands_in_the_outbox_and_exit_codes(install_factory):

@@ -89,8 +89,9 @@ class SessionProbe:
     version: str = ""
     authenticator: str = ""
     problems: tuple[str, ...] = field(default=())
-    #: What was verified: "cycle" (a user's sessions ended for real) or "scopes" (the
-    #: authenticator refused a throw-away user: only the token's right to delete users).
+    #: What was verified: "cycle" (a user's sessions ended for real), "scopes" (the
+    #: authenticator refused a throw-away user: only the token's right to delete users) or
+    #: "busy" (the user named has a running server: nothing was done to it).
     checked: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -340,11 +341,13 @@ class Hub:
         try:
             before = self._user_model(name)
             if before is not None and before.get("servers"):
+                # In use: nothing is done to it (checked "busy"; the caller picks another).
                 return SessionProbe(
                     False,
                     version,
                     authenticator,
                     (*problems, f"hub user {name} has a running server: not probed"),
+                    "busy",
                 )
             if before is None:
                 existed = False

@@ -94,12 +94,63 @@ def hub_token(host: Host) -> CheckResult:
 
 @check("hub-sessions", "peers")
 def hub_sessions(host: Host) -> CheckResult:
+    """A throw-away hub user's sessions are ended as a CLEANUP would.  A hub that takes no
+    user without a system account (PAM) refuses it: the cycle then runs on a free seat
+    (no job pending, not in use per the job history, no hub server); with none free only
+    the token's right to delete users is checked, and the detail says so."""
     if not host.settings.hub_url:
         return skipped("no hub (hub_url empty)")
     probe = host.hub.probe_session_end()
-    if probe.ok:
-        return ok(f"hub {probe.version}: CLEANUP can void a participant's login")
-    return fail(listing(list(probe.problems), 2), "see docs/jupyterhub.md")
+    on = "a throw-away hub user"
+    why_not = ""
+    if probe.ok and probe.checked == "scopes":
+        for n, account in _free_seats(host)[:SEAT_TRIES]:
+            seat_probe = host.hub.probe_session_end(account)
+            if seat_probe.checked == "busy":
+                continue  # a server started since the history was read: not this one
+            probe, on = seat_probe, f"free seat {n} ({account})"
+            break
+        else:
+            why_not = "no seat is free for the full cycle (each has a job pending, is in use "
+            why_not += "or runs a hub server)"
+    if not probe.ok:
+        return fail(listing(list(probe.problems), 2), "see docs/jupyterhub.md")
+    if probe.checked == "cycle":
+        return ok(
+            f"hub {probe.version}: CLEANUP can void a participant's login (checked: cycle on {on})"
+        )
+    taker = probe.authenticator.rsplit(".", 1)[-1] or "the authenticator"
+    return ok(
+        f"hub {probe.version}: the token may delete users (checked: scopes; {taker} takes no "
+        f"throw-away hub user and {why_not})"
+    )
+
+
+#: free seats tried at most (each found running a hub server is skipped)
+SEAT_TRIES = 5
+#: seat states (wod/ops/seats.py) whose participant is gone: a probe there ends nobody's work
+FREE_STATES = ("free", "cleaned")
+
+
+def _free_seats(host: Host) -> list[tuple[int, str]]:
+    """Seats whose hub user a probe may delete and re-create: account present, no job
+    queued or running, not in use per the job history; never-used seats first, the
+    highest numbers first (the api-db hands out the lowest free seat).  The probe itself
+    leaves a hub user with a running server alone."""
+    from wod.ops.seats import Seat, seats
+
+    s = host.settings
+    if s.db_path.exists():
+        table = seats(s, host.queue, host.accounts)
+    else:  # no job has ever run: every seat is free
+        table = [
+            Seat(n, s.account(n), host.accounts.exists(n))
+            for n in range(s.user_min, s.user_max + 1)
+        ]
+    free = [seat for seat in table if seat.home and seat.state in FREE_STATES]
+    free.sort(key=lambda seat: (FREE_STATES.index(seat.state), -seat.stdid))
+    # A seat whose hub user runs a server anyway is left alone by the probe ("busy").
+    return [(seat.stdid, seat.account.lower()) for seat in free]
 
 
 # -- LDAP --------------------------------------------------------------------------------
