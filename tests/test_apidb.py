@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from tests.plugins.paths import get_free_port
@@ -182,6 +183,73 @@ def test_unknown_workshop_is_permanent(registry):
             api.workshop(99999)
         with pytest.raises(Permanent, match="WKSHP-Nope"):
             api.workshop_by_notebook("WKSHP-Nope")
+
+
+class Clock:
+    """A monotonic clock the test moves on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The real HTTP transport, noting the path of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+def test_workshop_lookups_use_the_list_until_the_ttl(registry):
+    row = registry.workshops()[0]
+    clock, transport = Clock(), CountingTransport()
+    with client(registry, workshop_cache_ttl=5.0, clock=clock, transport=transport) as api:
+        assert api.workshop_by_notebook(row["notebook"]).capacity == row["capacity"]
+        registry.set_fields(Workshop, row["id"], capacity=row["capacity"] + 7)
+        clock.now += 4.9
+        assert api.workshop_by_notebook(row["notebook"]).capacity == row["capacity"]
+        assert transport.paths.count("/api/workshops") == 1
+        clock.now += 0.2  # past the TTL: the change is seen
+        assert api.workshop_by_notebook(row["notebook"]).capacity == row["capacity"] + 7
+        assert transport.paths.count("/api/workshops") == 2
+
+
+def test_workshop_missing_from_the_cached_list_is_fetched_at_once(registry):
+    row = registry.workshops()[0]
+    clock, transport = Clock(), CountingTransport()
+    with client(registry, workshop_cache_ttl=60.0, clock=clock, transport=transport) as api:
+        api.workshop_by_notebook(row["notebook"])
+        registry.set_fields(Workshop, row["id"], notebook="WKSHP-Renamed")
+        shop = api.workshop_by_notebook("WKSHP-Renamed")  # same instant, not in the list
+        assert shop.id == row["id"] and shop.notebook == "WKSHP-Renamed"
+        with pytest.raises(Permanent, match="WKSHP-Nope"):
+            api.workshop_by_notebook("WKSHP-Nope")
+        # each miss fetched once more, and not more than once
+        assert transport.paths.count("/api/workshops") == 3
+
+
+def test_workshop_cache_off_fetches_every_time(registry):
+    row = registry.workshops()[0]
+    transport = CountingTransport()
+    with client(registry, workshop_cache_ttl=0, transport=transport) as api:
+        api.workshop_by_notebook(row["notebook"])
+        registry.set_fields(Workshop, row["id"], capacity=row["capacity"] + 1)
+        assert api.workshop_by_notebook(row["notebook"]).capacity == row["capacity"] + 1
+        assert transport.paths.count("/api/workshops") == 2
+
+
+def test_workshop_cache_ttl_comes_from_the_settings(registry):
+    settings = load_settings(environ={}, apidb_url=registry.url, apidb_workshop_cache_ttl=2.5)
+    with ApiDb.from_settings(settings) as api:
+        assert api.workshop_cache_ttl == 2.5
+    assert load_settings(environ={}).apidb_workshop_cache_ttl == 5.0
 
 
 @pytest.mark.parametrize(

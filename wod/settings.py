@@ -175,6 +175,12 @@ class Settings(BaseModel):
     apidb_user: str = setting("moderator", "api-db login name.", "WODAPIDBUSER")
     apidb_password: str = setting("", "api-db login password.", "WODAPIDBUSERPWD", secret=True)
     apidb_timeout: float = setting(10.0, "Seconds before an api-db call is abandoned.", **SECONDS)
+    apidb_workshop_cache_ttl: float = setting(
+        5.0,
+        "Seconds a fetched api-db workshop list answers lookups (a name not in it is "
+        "fetched again at once; 0 = fetch for every job).",
+        **DELAY,
+    )
     cleaned_poll_timeout: float = setting(
         900.0,
         "Longest wait (s) for the api-db to report a customer cleaned before RESET/PURGE.",

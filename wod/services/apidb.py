@@ -13,6 +13,11 @@ Thin over one ``httpx.Client`` (a transport can be injected).  Behaviour the api
 - Error bodies may be plain text (``Workshop Not Found``) or JSON (``{"message": ...}``).
 - Requests carry well-typed JSON (``Content-Type: application/json``), never ``"true"``.
 
+Workshop lookups by notebook (every job makes one) are answered from the last
+``GET /workshops`` for ``workshop_cache_ttl`` seconds (0: always fetched); a name not in
+that list is fetched again at once, so a new or renamed workshop is never refused from a
+stale copy.  A change to a known workshop is seen at most ``workshop_cache_ttl`` later.
+
 Errors are translated here: connection failures, timeouts and 5xx answers raise
 :class:`~wod.errors.Transient` (the job is retried); 4xx answers raise
 :class:`~wod.errors.Permanent` with the api-db's message.  Tokens and passwords are never
@@ -170,6 +175,8 @@ class ApiDb:
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        workshop_cache_ttl: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -187,6 +194,13 @@ class ApiDb:
         self._prefetch_at: float | None = None
         self._lock = threading.Lock()
         self._login_lock = threading.Lock()
+        self.workshop_cache_ttl = workshop_cache_ttl
+        self._clock = clock
+        # the last GET /workshops answer and the clock() reading it is valid until
+        self._workshops: list[dict[str, Any]] | None = None
+        self._workshops_until = 0.0
+        self._workshops_fetches = 0
+        self._workshops_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -198,6 +212,7 @@ class ApiDb:
             settings.apidb_password,
             timeout=settings.apidb_timeout,
             transport=transport,
+            workshop_cache_ttl=settings.apidb_workshop_cache_ttl,
         )
 
     def close(self) -> None:
@@ -329,11 +344,36 @@ class ApiDb:
             raise Permanent(f"api-db GET /workshops/{workshop_id}: expected an object")
         return Workshop.from_api(data)
 
+    def _workshop_list(self, fresh: bool) -> tuple[list[dict[str, Any]], bool]:
+        """The workshop list: the cached one while it is valid, unless ``fresh``.  One
+        fetch at a time: threads that need the list meanwhile take its answer.  With it,
+        whether it was fetched by this call."""
+        if self.workshop_cache_ttl <= 0:
+            return self.workshops(), True
+        seen = self._workshops_fetches
+        with self._workshops_lock:
+            valid = self._workshops is not None and self._clock() < self._workshops_until
+            # fresh: a list fetched by another thread since this call began will do
+            if valid and (not fresh or self._workshops_fetches != seen):
+                return self._workshops, False  # type: ignore[return-value]
+            data = self.workshops()
+            self._workshops = data
+            self._workshops_until = self._clock() + self.workshop_cache_ttl
+            self._workshops_fetches += 1
+            return data, True
+
     def workshop_by_notebook(self, notebook: str) -> Workshop:
-        """The workshop whose ``notebook`` is ``notebook`` (an active one first)."""
-        rows = [
-            w for w in self.workshops() if isinstance(w, dict) and w.get("notebook") == notebook
-        ]
+        """The workshop whose ``notebook`` is ``notebook`` (an active one first).  From
+        the cached list (``workshop_cache_ttl``); a name missing there is fetched again."""
+
+        def matching(fresh: bool) -> tuple[list[dict[str, Any]], bool]:
+            data, fetched = self._workshop_list(fresh)
+            rows = [w for w in data if isinstance(w, dict) and w.get("notebook") == notebook]
+            return rows, fetched
+
+        rows, fetched = matching(fresh=False)
+        if not rows and not fetched:
+            rows, _ = matching(fresh=True)
         if not rows:
             raise Permanent(f"no workshop with notebook {notebook!r} in the api-db")
         rows.sort(key=lambda w: (not _flag(w.get("active")), w.get("id") or 0))
