@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.plugins.paths import FIXTURE_WORKSHOPS  # noqa: E402
-from tests.test_templating_oracle import fixture_variables  # noqa: E402
-from wod.content.deploy import template_files  # noqa: E402
+from tests.test_templating_oracle import fixture_variables, template_files  # noqa: E402
 from wod.content.service import Content  # noqa: E402
 from wod.settings import load_settings  # noqa: E402
 

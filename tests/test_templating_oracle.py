@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.plugins.paths import FIXTURE_WORKSHOPS, _fixtures_path
-from wod.content.deploy import template_files
+from wod.content.deploy import plan
 from wod.content.templating import Renderer, TemplateFailure
 
 BIN = Path(sys.executable).parent
@@ -43,6 +43,11 @@ PLAYBOOK = """\
       loop: "{{ wod_oracle_files }}"
       ignore_errors: true
 """
+
+
+def template_files(src: Path) -> list[Path]:
+    """Every file of ``src`` that a deployment renders (the deployment's own plan)."""
+    return [src / e.rel for e in plan(src) if e.action == "render"]
 
 
 def fixture_variables(stdid: int = 7, mode: str = "WKSHP") -> dict:

@@ -100,11 +100,6 @@ def plan(src: Path) -> list[Entry]:
     return out
 
 
-def template_files(src: Path) -> list[Path]:
-    """Every file of ``src`` that a deployment renders."""
-    return [src / e.rel for e in plan(src) if e.action == "render"]
-
-
 def workspace_json(workshop: str) -> str:
     """Our JupyterLab workspace: one tab and the file browser on the workshop's ReadMe."""
     import json
