@@ -393,3 +393,29 @@ def test_a_seat_the_watcher_acted_on_is_quarantined_until_its_next_job(site):
     site.queue.claim("t")
     site.queue.complete(purge)
     assert 'data-state="quarantined"' not in client.get("/seats").text
+
+
+def test_workshops_page_shows_the_range_deploy_checks(tmp_path):
+    """The catalog's range is the one ``wod deploy`` enforces: ``[true, 3]`` is no range for
+    either (YAML's true is no student number), ``[1, 3]`` is one for both."""
+    import shutil
+
+    from wod.content.service import Content
+    from wod.ops.content import check_seat
+    from wod.ops.workshops import RenderChecks, catalog
+
+    tree = tmp_path / "notebooks"
+    for name, rng in (("WKSHP-Sample101", "[true, 3]"), ("WKSHP-Sample201", "[1, 3]")):
+        shutil.copytree(SAMPLES / name, tree / name)
+        meta = tree / name / "wod.yml"
+        meta.write_text(re.sub(r"(?m)^range: .*$", f"range: {rng}", meta.read_text()))
+    settings = make_settings(tmp_path, notebooks_dir=tree, ansible_dir=SAMPLES.parent / "ansible")
+    rows = {
+        r.name: r for r in catalog(settings, JobQueue(settings.db_path), [], RenderChecks(settings))
+    }
+    assert (rows["WKSHP-Sample101"].range_min, rows["WKSHP-Sample101"].range_max) == (None, None)
+    assert (rows["WKSHP-Sample201"].range_min, rows["WKSHP-Sample201"].range_max) == (1, 3)
+    content = Content(settings)
+    check_seat(settings, content, "WKSHP-Sample101", 5)  # no range: seat 5 is fine
+    with pytest.raises(Exception, match="outside the range 1-3 of WKSHP-Sample201"):
+        check_seat(settings, content, "WKSHP-Sample201", 5)

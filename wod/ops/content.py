@@ -28,7 +28,12 @@ SAMPLE_PASSWORD = "SamplePassw0rd"
 
 def workshop_range(content: Content, workshop: str) -> tuple[int, int] | None:
     """The ``range: [min, max]`` of the workshop's ``wod.yml``, when it has a valid one."""
-    rng = content.catalog.metadata(workshop).get("range")
+    return range_of(content.catalog.metadata(workshop))
+
+
+def range_of(meta: dict) -> tuple[int, int] | None:
+    """The ``range: [min, max]`` of a ``wod.yml`` mapping, when it has a valid one."""
+    rng = meta.get("range")
     if (
         isinstance(rng, (list, tuple))
         and len(rng) == 2

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wod.content.catalog import Catalog
 from wod.errors import WodError
+from wod.ops.content import SAMPLE_PASSWORD, range_of
 from wod.ops.seats import Seat
 from wod.queue import Job, JobQueue
 from wod.settings import Settings
@@ -85,7 +86,6 @@ class RenderChecks:
 
     def _dry_run(self, name: str) -> RenderCheck:
         from wod.content.service import Content
-        from wod.ops.content import SAMPLE_PASSWORD
 
         content = Content(self.settings)
         stdid = self.settings.user_min
@@ -107,13 +107,6 @@ class RenderChecks:
         return RenderCheck(True, f"{report.rendered} templates, {report.copied} files")
 
 
-def _range(meta: dict) -> tuple[int | None, int | None]:
-    value = meta.get("range")
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return value[0], value[1]
-    return None, None
-
-
 def catalog(
     settings: Settings,
     queue: JobQueue,
@@ -132,7 +125,7 @@ def catalog(
             meta = cat.metadata(name)
         except Exception:  # an unreadable wod.yml shows as a workshop without metadata
             meta = {}
-        low, high = _range(meta)
+        low, high = range_of(meta) or (None, None)
         deployed = queue.search(verb="CREATE", workshop=name, status="done", limit=1)
         failed = queue.search(workshop=name, status="failed", limit=1)
         rows.append(
