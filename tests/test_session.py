@@ -19,6 +19,7 @@ from wod.services.hub import Hub
 pytestmark = [pytest.mark.hub, pytest.mark.root]
 
 S101 = "WKSHP-Sample101"
+S201 = "WKSHP-Sample201"  # reset: true (a CLEANUP keeps the seat; the RESET frees it)
 
 
 @pytest.fixture
@@ -134,6 +135,59 @@ def test_the_next_participant_of_a_seat_is_out_of_reach_of_the_previous_one(
         assert a_browser.get("/hub/api/user").status_code == 403
         # A's mailed password no longer opens the seat.
         assert is_login_page(a_browser.log_in(user, a_password, lab))
+    finally:
+        hub.stop_server(user)
+        hub.close()
+
+
+def test_reset_ends_every_login_of_the_seat_and_its_old_passwords_are_refused(
+    pam_jupyterhub: PamHub, install_factory, backend_factory, browsers
+):
+    install = install_factory(**pam_jupyterhub.install_values(), hub_spawn_wait=90.0)
+    backend = backend_factory(install)
+    hub = Hub(pam_jupyterhub.url, pam_jupyterhub.token)
+    a, stdid = backend.customer(S201, email="a@example.com", name="A")
+    user = install.settings.account(stdid)
+    lab = f"/user/{user}/lab"
+    a_browser, other = HubBrowser(pam_jupyterhub.url), HubBrowser(pam_jupyterhub.url)
+    browsers.extend([a_browser, other])
+    try:
+        created = backend.run(f"CREATE {stdid} {a['id']} {a['email']}", S201, timeout=120)
+        assert created.status == "done", (created.reason, created.output)
+        a_password = backend.student(stdid)["password"]
+        assert is_jupyterlab(a_browser.log_in(user, a_password), user), a_browser.history
+        assert a_browser.get(f"/user/{user}/api/contents/{S201}").status_code == 200
+
+        cleanup = backend.run(f"CLEANUP {stdid} {a['id']}", S201, timeout=120)
+        assert cleanup.status == "done", (cleanup.reason, cleanup.output)
+        assert backend.student(stdid)["assigned"] is True  # kept for the RESET
+        # Between the CLEANUP and the RESET the seat's password (the api-db's student row)
+        # opens a hub login: the RESET must end that one too.
+        kept_password = backend.student(stdid)["password"]
+        assert kept_password != a_password
+        other.log_in(user, kept_password, "/hub/home")
+        whoami = other.get("/hub/api/user")
+        assert whoami.status_code == 200 and whoami.json()["name"] == user
+
+        reset = backend.run(f"RESET {stdid} {a['id']}", S201, timeout=120)
+
+        assert reset.status == "done", (reset.reason, reset.output)
+        hub_step = next(s for s in reset.steps if s.name == "hub")
+        assert "deleted and re-created" in hub_step.output, hub_step.output
+        assert backend.student(stdid)["assigned"] is False
+        assert hub.server_status(user) is None
+        # A's browser, same cookie jar: only the login page; so for the login in between.
+        for browser in (a_browser, other):
+            response = browser.get(lab)
+            assert is_login_page(response), (response.status_code, browser.history)
+            assert browser.get("/hub/api/user").status_code == 403
+        contents = a_browser.get(f"/user/{user}/api/contents/{S201}")
+        assert is_login_page(contents), (contents.status_code, a_browser.history)
+        # Neither A's mailed password nor the one kept until the RESET opens the seat.
+        assert is_login_page(a_browser.log_in(user, a_password, lab)), a_browser.history
+        assert a_browser.get("/hub/api/user").status_code == 403
+        assert is_login_page(other.log_in(user, kept_password, lab)), other.history
+        assert other.get("/hub/api/user").status_code == 403
     finally:
         hub.stop_server(user)
         hub.close()
