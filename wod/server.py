@@ -90,7 +90,7 @@ class LoggedWorker(Worker):
         seconds = round(time.monotonic() - started, 3)
         request = job.request
         seat = request.stdid if request.stdid is not None else "?"
-        if getattr(request, "stdid_max", None) not in (None, request.stdid):
+        if request.stdid_max not in (None, request.stdid):
             seat = f"{request.stdid},{request.stdid_max}"
         log.info(
             "job %s %s: %s seat %s %s (%.2f s)",
