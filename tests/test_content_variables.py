@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wod.content import variables as variables_mod
 from wod.content import vault
 from wod.content.service import Content
 from wod.content.variables import load_file
@@ -372,3 +373,35 @@ def test_vars_masks_every_vaulted_value_whatever_its_name(tree: Path) -> None:
     assert rows["HOSTS"] == "********"
     assert rows["PA"] == "plain" and rows["HTTPPORT"] == 9000
     assert content.variables("WKSHP-Demo", 4)["HOSTS"] == ["in-list"]
+
+
+def test_a_variables_file_changed_in_place_is_read_again(tree: Path) -> None:
+    """Parsed files are kept, but an edit is seen on the next job, even one that keeps the
+    size and puts the modification time back."""
+    content = make_content(tree)
+    path = tree / "ansible" / "prod" / "variables_WKSHP-Demo.yml"
+    assert content.variables("WKSHP-Demo", 4)["W"] == "public-ws"
+    before = path.stat()
+    path.write_text(path.read_text().replace("public-ws", "PUBLIC-WS"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert content.variables("WKSHP-Demo", 4)["W"] == "PUBLIC-WS"
+    path.unlink()
+    assert content.variables("WKSHP-Demo", 4)["W"] == "group"
+
+
+def test_values_of_a_kept_file_are_not_shared_between_jobs(tree: Path) -> None:
+    """A caller changing the values it got does not change the next caller's."""
+    content = make_content(tree)
+    stack = variables_mod.layers(content.settings, "WKSHP-Demo", 4)
+    for layer in stack:
+        layer.values.clear()
+    again = content.variables("WKSHP-Demo", 4)
+    assert again["W"] == "public-ws" and again["ST"] == "student"
+
+
+def test_student_file_rewritten_each_job_is_read_fresh(tree: Path) -> None:
+    content = make_content(tree)
+    for n in range(3):
+        content.write_student_variables("WKSHP-Demo", 4, {"PASSSTU": f"pw{n}"})
+        assert content.variables("WKSHP-Demo", 4)["PASSSTU"] == f"pw{n}"

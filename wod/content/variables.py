@@ -17,9 +17,12 @@ the configured vault password file.  Values are templated later, on use (see tem
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +124,43 @@ def vaulted_names(path: Path, values: dict[str, Any]) -> set[str]:
     return {str(k.value) for k, v in root.value if has_vault(v)}
 
 
+#: Parsed variables files, keyed by path, vault password and the file's identity (inode,
+#: size, mtime and ctime in ns): a file changed or replaced is parsed again.
+_PARSED: OrderedDict[tuple, tuple[dict[str, Any], set[str]]] = OrderedDict()
+_PARSED_MAX = 512
+_PARSED_LOCK = threading.Lock()
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def load_layer(path: Path, password: bytes | None) -> tuple[dict[str, Any], set[str]]:
+    """(values, vaulted names) of one variables file, as :func:`load_file` and
+    :func:`vaulted_names` give them; a file unchanged since it was last read is not parsed
+    (nor decrypted) again.  The caller gets its own copy of the values."""
+    before = _identity(path)
+    key = (str(path), password, before)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key) if before is not None else None
+        if hit is not None:
+            _PARSED.move_to_end(key)
+    if hit is None:
+        values = load_file(path, password)
+        names = vaulted_names(path, values)
+        hit = (values, names)
+        if before is not None and _identity(path) == before:  # unchanged while read
+            with _PARSED_LOCK:
+                _PARSED[key] = hit
+                while len(_PARSED) > _PARSED_MAX:
+                    _PARSED.popitem(last=False)
+    return copy.deepcopy(hit[0]), set(hit[1])
+
+
 def _group_file(base: Path, group: str, folder: str = "group_vars") -> Path:
     for name in (f"{group}.yml", f"{group}.yaml", group):
         candidate = base / folder / name
@@ -176,8 +216,8 @@ def layers(
 
     def add(kind: str, path: Path | None) -> None:
         if path is not None and path.is_file():
-            values = load_file(path, secret)
-            out.append(Layer(kind, str(path), values, vaulted_names(path, values)))
+            values, names = load_layer(path, secret)
+            out.append(Layer(kind, str(path), values, names))
 
     add("group", _group_file(pub, group) if pub else None)
     if workshop is not None and stdid is not None:
