@@ -466,3 +466,29 @@ def test_unreadable_settings_are_a_failed_check(install_factory):
     report = json.loads(done.stdout)
     assert [(c["name"], c["status"]) for c in report["checks"]] == [("settings", "fail")]
     assert "unknown setting 'colour'" in report["checks"][0]["detail"]
+
+
+def test_an_api_db_answering_1_and_0_for_yes_and_no_is_read_as_yes_and_no(backend):
+    """An api-db on MySQL answers ``cleaned: 1`` (a tinyint), not ``true``: the check reads
+    it with the api-db's one yes/no rule (``values.truthy``) and still sees the lost
+    CLEANUP."""
+    from wod.ops.check.base import Host
+    from wod.ops.check.seats import seats_vs_apidb
+    from wod.registry.models import Customer
+    from wod.services.apidb import ApiDb
+
+    class TinyintApiDb(ApiDb):  # the real client; only the answer's booleans become 1/0
+        def customer(self, customer_id: int) -> dict:
+            answer = super().customer(customer_id)
+            return {k: int(v) if isinstance(v, bool) else v for k, v in answer.items()}
+
+    b, s2 = backend.customer("WKSHP-Sample101", email="b@example.com")
+    assert backend.run(f"CREATE {s2} {b['id']} x@example.com", "WKSHP-Sample101").status == "done"
+    backend.install.registry.set_fields(Customer, b["id"], active=False, cleaned=True)
+    host = Host(backend.settings)
+    host.apidb = TinyintApiDb.from_settings(backend.settings)
+    result = seats_vs_apidb(host)
+    assert result.status == "warn", result
+    assert (
+        result.detail == f"seat {s2}: customer {b['id']} ended (cleaned) but no CLEANUP reached us"
+    )

@@ -28,6 +28,7 @@ from wod.ops.check.base import (
     skipped,
     warn,
 )
+from wod.values import truthy
 
 #: a seat whose session ended (CLEANUP of a ``reset`` workshop keeps it) and that no RESET
 #: freed after this long is reported
@@ -203,7 +204,7 @@ def seats_vs_apidb(host: Host) -> CheckResult:
         return skipped(f"no job database yet ({s.db_path})")
     table = seat_table(s, host.queue, host.accounts)
     now = time.time()
-    resets = {w.get("notebook") for w in host.apidb_workshops() or [] if _true(w.get("reset"))}
+    resets = {w.get("notebook") for w in host.apidb_workshops() or [] if truthy(w.get("reset"))}
     disagree: list[str] = []
     for seat in table:
         job = seat.last_job
@@ -229,7 +230,7 @@ def seats_vs_apidb(host: Host) -> CheckResult:
                 f"seat {seat.stdid}: the api-db gives customer {seat.customer} student "
                 f"{sid - s.base_stdid}"
             )
-        elif _true(customer.get("cleaned")) and not _true(customer.get("active")):
+        elif truthy(customer.get("cleaned")) and not truthy(customer.get("active")):
             disagree.append(
                 f"seat {seat.stdid}: customer {seat.customer} ended (cleaned) but no CLEANUP "
                 "reached us"
@@ -237,7 +238,3 @@ def seats_vs_apidb(host: Host) -> CheckResult:
     if not disagree:
         return ok(f"{len(table)} seat(s) agree with the api-db")
     return warn(listing(disagree), "send the missing request (wod send RESET/PURGE N C)")
-
-
-def _true(value: object) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
