@@ -17,7 +17,7 @@ import smtplib
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -113,7 +113,7 @@ class Target:
     sender: str
     recipient: str
     url: str
-    token: str | None
+    token: str | None = field(repr=False)  # the http_token: never in a repr or a log
 
     @classmethod
     def from_settings(

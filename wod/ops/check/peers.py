@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 
+from wod.content.templating import TemplateFailure
 from wod.errors import WodError
 from wod.ops.check.base import (
     CheckResult,
@@ -22,6 +23,7 @@ from wod.ops.check.base import (
     skipped,
     warn,
 )
+from wod.ops.content import SAMPLE_PASSWORD
 
 #: scopes the hub token needs (SPEC 3.7); a scope also counts when the token holds one
 #: that implies it
@@ -29,7 +31,6 @@ HUB_SCOPES = {
     "admin:servers": {"admin:servers"},
     "admin:users": {"admin:users"},
 }
-SAMPLE_PASSWORD = "SamplePassw0rd"
 MAIL_TIMEOUT = 5.0
 
 
@@ -269,7 +270,7 @@ def workshops_render(host: Host) -> CheckResult:
             )
         except WodError as exc:
             first = exc.reason.splitlines()[-1] if "\n" in exc.reason else exc.reason
-            variable = getattr(exc, "variable", None)
+            variable = isinstance(exc, TemplateFailure) and exc.variable
             (undefined if variable else broken).append(f"{name}: {first}")
     if broken:
         return fail(listing(broken + undefined, 4), "wod deploy WORKSHOP --student N --dry-run")
