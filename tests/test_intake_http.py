@@ -5,12 +5,15 @@ the database cannot be written, job listing/show/retry, /healthz and /metrics.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.plugins.paths import serve_in_thread
 from wod.queue import JobQueue
 from wod.settings import Settings
 from wod.web.app import create_app
@@ -219,3 +222,59 @@ def test_healthz_and_metrics(app):
     assert 'wod_requests_total{channel="http",outcome="accepted"} 1.0' in text
     assert 'wod_requests_total{channel="http",outcome="rejected"} 1.0' in text
     assert 'wod_jobs{status="queued"} 1.0' in text
+
+
+def test_concurrent_requests_for_one_seat_are_stored_in_the_order_of_their_202s(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests for one seat that arrive while the database is busy are stored, and
+    answered, in the order they arrived (a thread pool committed them in whatever order
+    its threads got the database: the seat's jobs then ran against the 202s' order)."""
+    caplog.set_level(logging.DEBUG, logger="wod.intake.http")
+    settings = Settings(state_dir=tmp_path, user_min=1, user_max=20, http_token=TOKEN)
+    queue = JobQueue(settings.db_path)
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+    count = 16
+
+    def parsed() -> int:
+        return sum("parsed; persisting" in r.getMessage() for r in caplog.records)
+
+    async def send_all(port: int) -> list[int]:
+        acked: list[int] = []
+        limits = httpx.Limits(max_connections=count)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=BEARER, timeout=30, limits=limits
+        ) as http:
+
+            async def post(customer: int) -> None:
+                body = {"verb": "CLEANUP", "stdid": 7, "customer": customer}
+                body["workshop"] = "WKSHP-API101"
+                resp = await http.post("/api/requests", json=body)
+                assert resp.status_code == 202, resp.text
+                acked.append(resp.json()["job"])  # in the order the 202s came back
+
+            blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            waiting = []
+            try:
+                for n in range(count):  # customer n+1 arrives n-th
+                    waiting.append(asyncio.create_task(post(n + 1)))
+                    deadline = time.monotonic() + 10
+                    while parsed() < n + 1:  # until the intake has it
+                        assert time.monotonic() < deadline, "the intake never parsed it"
+                        await asyncio.sleep(0.005)
+                # Held a while longer: SQLite's busy handler has the waiting writers
+                # retry on staggered sleeps, so a thread pool's commit order is mixed.
+                await asyncio.sleep(1.5)
+            finally:
+                blocker.execute("ROLLBACK")
+            await asyncio.gather(*waiting)
+        return acked
+
+    try:
+        with serve_in_thread(create_app(settings, queue), "wod-http") as port:
+            acked = asyncio.run(send_all(port))
+    finally:
+        blocker.close()
+    jobs = sorted(queue.jobs(limit=100), key=lambda j: j.id)
+    assert [j.request.customer for j in jobs] == list(range(1, count + 1))
+    assert acked == [j.id for j in jobs]  # the 202s in the same order

@@ -1,11 +1,13 @@
-"""HTTP intake: ``POST /api/requests`` (JSON), as a FastAPI router.
+r"""HTTP intake: ``POST /api/requests`` (JSON), as a FastAPI router.
 
 A request ``{"verb", "stdid", "customer", "email", "workshop"}`` is turned into the same
 Subject line and body the api-db would mail and goes through the one parser
 (:func:`wod.requests.parse_fields`), so the grammar and its checks live in one place.
 ``stdid`` is a number or, for a RESET range, ``"min,max"`` (``"[object Promise]"`` is
 passed on as the api-db would send it: the student is then recovered from the customer).
-Then: persisted -> ``202 {"job": id}``.  Answers:
+Then: persisted -> ``202 {"job": id}``; the writes go through one ordered writer thread
+(:mod:`wod.intake.ordered`), so concurrent requests for a seat are stored in the order of
+their ``202``\ s.  Answers:
 
 - 400 ``{"error"}``: not a JSON object, a key given twice, or a field missing or of the
   wrong type;
@@ -28,10 +30,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
-from starlette.concurrency import run_in_threadpool
 
 from wod.access import make_guard
 from wod.errors import Rejected, Transient
+from wod.intake.ordered import OrderedWriter
 from wod.queue import JobQueue
 from wod.requests import parse_fields
 from wod.settings import Settings
@@ -109,10 +111,18 @@ def subject_of(data: Any) -> tuple[str, str]:
 
 
 def make_router(
-    settings: Settings, queue: JobQueue, metrics: IntakeMetrics | None = None
+    settings: Settings,
+    queue: JobQueue,
+    metrics: IntakeMetrics | None = None,
+    writer: OrderedWriter | None = None,
 ) -> APIRouter:
-    """The intake route of the backend's web app (``POST /api/requests``)."""
+    r"""The intake route of the backend's web app (``POST /api/requests``).
+
+    Its queue writes go through ``writer`` (one :class:`OrderedWriter` of its own if none
+    is given), so concurrent requests are stored in the order they were parsed and the
+    ``202``\ s follow the job ids."""
     guard = make_guard(settings)
+    persist = writer or OrderedWriter("http-persist")
 
     router = APIRouter(prefix="/api", dependencies=[Depends(guard)])
 
@@ -124,7 +134,7 @@ def make_router(
         count("rejected")
         log.info("HTTP request rejected: %s", reason)
         try:
-            await run_in_threadpool(queue.reject, "http", reason, raw)
+            await persist.call(queue.reject, "http", reason, raw)
         except Transient as exc:
             log.error("rejection not recorded: %s", exc.reason)
         return _error(status, reason)
@@ -151,7 +161,8 @@ def make_router(
         except Rejected as exc:
             return await refuse(422, exc.reason, raw)
         try:
-            job_id = await run_in_threadpool(queue.submit, parsed, raw)
+            log.debug("HTTP request parsed; persisting")
+            job_id = await persist.call(queue.submit, parsed, raw)
         except Transient as exc:
             count("unavailable")
             log.error("HTTP request not persisted: %s", exc.reason)

@@ -39,7 +39,6 @@ import contextlib
 import ipaddress
 import logging
 import pwd
-import queue as stdqueue
 import re
 import socket
 import threading
@@ -47,6 +46,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from wod.errors import Rejected, Transient
+from wod.intake.ordered import OrderedWriter
 from wod.intake.peer import is_loopback, local_peer
 from wod.requests import Request, parse_message
 from wod.services.mail import Outgoing
@@ -128,7 +128,7 @@ class SmtpIntake:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._writer = OrderedWriter()
+        self._writer = OrderedWriter("smtp-persist")
         self._server = await loop.create_server(
             lambda: _Session(self), self.host, self.port, reuse_address=True
         )
@@ -545,54 +545,6 @@ def _user_name(uid: int) -> str:
         return f"{pwd.getpwuid(uid).pw_name!r} (uid {uid})"
     except KeyError:
         return f"uid {uid}"
-
-
-class OrderedWriter:
-    """One thread doing the listener's queue writes, strictly in the order they are asked.
-
-    Sessions ask on the event loop in the order their messages ended; the thread persists
-    them in that order and hands each result back in that order, so the ``250`` replies
-    go out in the order of the job ids.  (Writes from a thread pool commit in whatever
-    order the threads get the database: a seat's jobs then ran against the order the
-    api-db had been acknowledged.)"""
-
-    def __init__(self) -> None:
-        self._items: stdqueue.SimpleQueue[_Item | None] = stdqueue.SimpleQueue()
-        self._thread = threading.Thread(target=self._main, name="smtp-persist", daemon=True)
-        self._thread.start()
-
-    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._items.put((loop, future, fn, args))
-        return future
-
-    def close(self, timeout: float | None = None) -> None:
-        """Finish what was asked, then end the thread."""
-        self._items.put(None)
-        self._thread.join(timeout)
-
-    def _main(self) -> None:
-        while (item := self._items.get()) is not None:
-            loop, future, fn, args = item
-            try:
-                result, error = fn(*args), None
-            except Exception as exc:  # handed to the waiting session
-                result, error = None, exc
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
-
-_Item = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple]
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 class IntakeThread:

@@ -30,6 +30,7 @@ import struct
 from pathlib import Path
 
 from wod.errors import Rejected, Transient
+from wod.intake.ordered import OrderedWriter
 from wod.intake.pipe import EX_DATAERR, EX_OK, EX_TEMPFAIL, intake_message
 from wod.queue import JobQueue
 from wod.settings import Settings
@@ -59,6 +60,7 @@ class SocketIntake:
         self.path = Path(chosen)
         self.group = group if group is not None else settings.intake_group
         self._server: asyncio.AbstractServer | None = None
+        self._writer = OrderedWriter("socket-persist")
 
     async def start(self) -> None:
         gid = -1
@@ -109,26 +111,33 @@ class SocketIntake:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._server = None
+        await asyncio.to_thread(self._writer.close, 10)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         uid = _peer_uid(writer)
         try:
-            code, text = await asyncio.wait_for(self._read_and_take(reader, uid), READ_TIMEOUT)
+            got = await asyncio.wait_for(self._read(reader), READ_TIMEOUT)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
             log.warning("intake socket: client uid %s gave up or was too slow: %s", uid, exc)
             writer.close()
             return
+        if isinstance(got, str):
+            code, text = EX_DATAERR, got
+        else:
+            # Not under the read timeout: a write still waiting its turn when the answer
+            # was given up would be stored after the client was told 75 (a second job
+            # once the mail is retried).
+            code, text = await self._writer.call(self._take, *got, uid)
         with contextlib.suppress(ConnectionError):
             writer.write(f"{code} {text}\n".encode())
             await writer.drain()
         writer.close()
 
-    async def _read_and_take(
-        self, reader: asyncio.StreamReader, uid: int | None
-    ) -> tuple[int, str]:
+    async def _read(self, reader: asyncio.StreamReader) -> tuple[bytes, str | None] | str:
+        """The message and its sender, or a protocol error's reason."""
         header = await reader.readline()
         if not header.startswith(b"SENDER"):
-            return EX_DATAERR, "protocol error: expected 'SENDER <address>'"
+            return "protocol error: expected 'SENDER <address>'"
         sender = header[len(b"SENDER") :].strip().decode("utf-8", "replace") or None
         limit = self.settings.max_message_bytes + 1
         chunks: list[bytes] = []
@@ -144,7 +153,7 @@ class SocketIntake:
         # would reset the connection and the client would never see its 65.
         while await reader.read(65536):
             pass
-        return await asyncio.to_thread(self._take, raw, sender, uid)
+        return raw, sender
 
     def _take(self, raw: bytes, sender: str | None, uid: int | None) -> tuple[int, str]:
         try:
