@@ -278,3 +278,21 @@ def test_concurrent_requests_for_one_seat_are_stored_in_the_order_of_their_202s(
     jobs = sorted(queue.jobs(limit=100), key=lambda j: j.id)
     assert [j.request.customer for j in jobs] == list(range(1, count + 1))
     assert acked == [j.id for j in jobs]  # the 202s in the same order
+
+
+def test_an_endless_body_is_refused_without_being_read_whole(app, queue):
+    """A client streaming a huge body gets its 400 after the first 64 KiB: the intake does
+    not read (and hold) the rest."""
+    pulled = 0
+
+    async def endless():
+        nonlocal pulled
+        for _ in range(4096):  # 256 MiB if read whole
+            pulled += 65536
+            yield b"x" * 65536
+
+    resp = call(app, "POST", "/api/requests", content=endless())
+    assert resp.status_code == 400
+    assert "larger than" in resp.json()["error"]
+    assert pulled < 1024 * 1024
+    assert len(queue.rejections()) == 1

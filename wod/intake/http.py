@@ -110,6 +110,19 @@ def subject_of(data: Any) -> tuple[str, str]:
     return subject, workshop
 
 
+async def _read_body(request: Request) -> bytes:
+    """The body, read no further than one byte past :data:`MAX_BODY` (a client streaming
+    gigabytes is refused after 64 KiB, not held in memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            break
+    return b"".join(chunks)
+
+
 def make_router(
     settings: Settings,
     queue: JobQueue,
@@ -142,7 +155,7 @@ def make_router(
     @router.post("/requests", status_code=202)
     async def submit_request(request: Request) -> JSONResponse:
         """Queue a request; 202 ``{"job": id}`` once it is on disk."""
-        raw = await request.body()
+        raw = await _read_body(request)
         if len(raw) > MAX_BODY:
             return await refuse(400, f"request body larger than {MAX_BODY} bytes", raw[:1024])
         try:
