@@ -278,3 +278,19 @@ def test_every_hook_kind_is_documented():
     missing = [kind for kind in KINDS if f"`{kind}-<WORKSHOP>.sh`" not in docs]
     assert missing == []
     assert "`WODSTAGING`" in docs
+
+
+def test_a_hook_printing_its_environment_leaves_no_secret_in_its_output(dirs):
+    """randompw and accessToken are the hook's to use (SPEC 5), not the job record's: a
+    hook tracing itself (``set -x``, ``env``) gets them masked in the output we keep."""
+    settings = settings_for(dirs)
+    env = make_env(settings, password="Pw5ecretXy", access_token="eyJ.secret.tok")
+    script(dirs[0], "create-WKSHP-Demo.sh", '#!/bin/sh\nset -x\nenv\necho "pw=$randompw"\n')
+    (run,) = Hooks(settings).run("create", "WKSHP-Demo", env)
+    assert "Pw5ecretXy" not in run.output and "eyJ.secret.tok" not in run.output
+    assert "randompw=********" in run.output and "accessToken=********" in run.output
+    assert "stdid=7" in run.output  # the rest of the trace is kept
+    script(dirs[1], "create-WKSHP-Demo.sh", '#!/bin/sh\necho "$randompw failed"\nexit 2\n')
+    with pytest.raises(Permanent) as err:
+        Hooks(settings).run("create", "WKSHP-Demo", env)
+    assert "Pw5ecretXy" not in err.value.output and "******** failed" in err.value.output

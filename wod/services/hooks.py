@@ -101,6 +101,7 @@ class Hooks:
         scripts = self.require(kind, folder) if required else self.scripts(kind, folder)
         runs = []
         timeout = self.settings.hook_timeout
+        hidden = secrets_of(env)
         for script in scripts:
             label = f"hook {script.name}"
             log.info("running %s", script)
@@ -116,15 +117,39 @@ class Hooks:
             except Permanent as exc:
                 if exc.reason.endswith(" s timeout"):
                     raise HookFailed(
-                        f"{label} killed after {timeout:g} s timeout", output=exc.output, kind=kind
+                        f"{label} killed after {timeout:g} s timeout",
+                        output=redact(exc.output, hidden),
+                        kind=kind,
                     ) from None
                 raise
             if done.returncode != 0:
                 raise HookFailed(
-                    f"{label} exited with status {done.returncode}", output=done.output, kind=kind
+                    f"{label} exited with status {done.returncode}",
+                    output=redact(done.output, hidden),
+                    kind=kind,
                 )
-            runs.append(HookRun(script, done.returncode, done.output, done.seconds))
+            runs.append(HookRun(script, done.returncode, redact(done.output, hidden), done.seconds))
         return runs
+
+
+#: Environment entries of a hook that are secrets (SPEC 5 hands them to hooks): a hook
+#: that prints them (``set -x``, ``env``) must not put them into the job record or a log.
+SECRET_ENV = ("randompw", "accessToken")
+HIDDEN = "********"
+
+
+def secrets_of(env: dict[str, str]) -> tuple[str, ...]:
+    """The secret values of a hook environment, longest first (so a secret that contains
+    another is hidden whole)."""
+    found = {env[name] for name in SECRET_ENV if env.get(name)}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def redact(output: str, hidden: tuple[str, ...]) -> str:
+    """``output`` with every occurrence of a value of ``hidden`` replaced."""
+    for value in hidden:
+        output = output.replace(value, HIDDEN)
+    return output
 
 
 def script_name(kind: str, folder: str) -> str:
