@@ -51,11 +51,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 import yaml  # noqa: E402
 
-from tests.plugins.paths import get_free_port  # noqa: E402
+from tests.plugins.paths import get_free_port, wait_http  # noqa: E402
 from tests.plugins.registry import RunningRegistry  # noqa: E402
 from wod.ops.init import init_install  # noqa: E402
 from wod.queue import Job, JobQueue  # noqa: E402
@@ -261,7 +260,7 @@ def stack(
                 start_new_session=True,
             )
             try:
-                _wait_http(f"http://127.0.0.1:{settings.http_port}/healthz", serve)
+                wait_http(f"http://127.0.0.1:{settings.http_port}/healthz", serve, "wod serve")
                 if py_spy is not None:
                     # Sampling profile of every thread of `wod serve` (ends with it).
                     subprocess.Popen(
@@ -296,20 +295,6 @@ def stack(
         if accounts == "system":
             for n in stdids:
                 accts.remove(n)
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"wod serve exited with status {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
 def _customer(registry: RunningRegistry, workshop: str) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -86,3 +88,18 @@ def serve_in_thread(app: Any, name: str, timeout: float = 10.0) -> Iterator[int]
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers 200, while the process ``proc`` serving it lives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready after {timeout:g} s ({url})")

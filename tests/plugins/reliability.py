@@ -45,11 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
-from tests.plugins.paths import ROOT, get_free_port
+from tests.plugins.paths import ROOT, get_free_port, wait_http
 from wod.ops.init import init_install
 from wod.queue import Job, JobQueue
 from wod.services.accounts import Accounts, make_accounts
@@ -321,7 +320,7 @@ class Rig:
             "registry", "--db", f"sqlite:///{self.registry_db}", log="registry.log"
         )
         url = f"{self.settings.apidb_url}/workshops"
-        self._wait_http(url, self.registry, "registry")
+        wait_http(url, self.registry, "registry", READY_TIMEOUT)
 
     def stop_registry(self) -> None:
         if self.registry is not None:
@@ -331,8 +330,11 @@ class Rig:
     def start_serve(self) -> None:
         self.serve = self._wod("serve", log="serve.log")
         self.serve_starts.append(time.time())
-        self._wait_http(
-            f"http://127.0.0.1:{self.settings.http_port}/healthz", self.serve, "wod serve"
+        wait_http(
+            f"http://127.0.0.1:{self.settings.http_port}/healthz",
+            self.serve,
+            "wod serve",
+            READY_TIMEOUT,
         )
 
     def kill_serve(self) -> None:
@@ -358,20 +360,6 @@ class Rig:
                     os.kill(pid, signal.SIGKILL)
         finally:
             self.remove_accounts()
-
-    @staticmethod
-    def _wait_http(url: str, proc: subprocess.Popen, what: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with status {proc.returncode}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{what} not ready after {READY_TIMEOUT:g} s ({url})")
 
     def orphans(self) -> list[int]:
         """Live processes started for this install's jobs (hooks and their children)."""
