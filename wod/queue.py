@@ -5,7 +5,9 @@ One SQLite file (``settings.db_path``) in WAL mode.  The writes that are promise
 a request returned by :meth:`submit` has reached the disk.  Bookkeeping writes (claims,
 step records, outcomes) commit with ``synchronous=NORMAL``: durable if the process dies,
 possibly rolled back by an OS crash or power loss, which only makes a job run again (its
-steps are idempotent) — and saves an fsync per step on the CREATE hot path.  Each thread
+steps are idempotent) — and saves an fsync per step on the CREATE hot path.  A step costs
+one write: :meth:`JobQueue.start_step` also records how the job's previous steps ended, and
+the outcome (:meth:`complete`, :meth:`fail`, :meth:`defer`) the end of its last.  Each thread
 gets its own connection; every write is one short ``BEGIN IMMEDIATE`` transaction, and a
 worker claims its job inside such a transaction, so several workers (threads or processes)
 never take the same job.  Writers of one process queue on a lock first, so they wait for
@@ -45,7 +47,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +244,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class StepEnd:
+    """How a step started with :meth:`JobQueue.start_step` ended, kept by the worker until
+    the job's next write (the next step's start or the job's outcome) records it."""
+
+    step_id: int
+    status: str
+    seconds: float
+    output: str = ""
+
+
+@dataclass(frozen=True)
 class Job:
     """One job as stored.  ``attempts`` counts every run; ``tries`` those since the last
     manual retry (what the backoff and ``retry_max_attempts`` look at)."""
@@ -337,6 +350,14 @@ def _clip(text: str, limit: int = MAX_OUTPUT) -> str:
 
 def _clip_raw(raw: bytes | None) -> bytes | None:
     return None if raw is None else bytes(raw[:MAX_RAW])
+
+
+def _end_steps(db: sqlite3.Connection, ended: Iterable[StepEnd]) -> None:
+    """Record how ``ended`` steps ended (in the caller's transaction)."""
+    db.executemany(
+        "UPDATE steps SET status = ?, seconds = ?, output = ? WHERE id = ?",
+        [(e.status, e.seconds, _clip(e.output), e.step_id) for e in ended],
+    )
 
 
 def _check_id(job_id: int) -> None:
@@ -571,9 +592,12 @@ class JobQueue:
             ).fetchone()
         return self._job(row)
 
-    def start_step(self, job_id: int, name: str) -> int:
-        """Record that step ``name`` of the job's current attempt started; return its id."""
+    def start_step(self, job_id: int, name: str, ended: Iterable[StepEnd] = ()) -> int:
+        """Record that step ``name`` of the job's current attempt started; return its id.
+        ``ended``: steps of the job that ended since its last write, recorded in the same
+        transaction (so a step's end reaches the database before the next step begins)."""
         with self._write() as db:
+            _end_steps(db, ended)
             cur = db.execute(
                 "INSERT INTO steps (job_id, attempt, name, status, started)"
                 " SELECT id, attempts, ?, 'running', ? FROM jobs WHERE id = ?",
@@ -584,10 +608,7 @@ class JobQueue:
     def finish_step(self, step_id: int, status: str, seconds: float, output: str = "") -> None:
         """Close a step started with :meth:`start_step`.  ``output`` must be safe text."""
         with self._write() as db:
-            db.execute(
-                "UPDATE steps SET status = ?, seconds = ?, output = ? WHERE id = ?",
-                (status, seconds, _clip(output), step_id),
-            )
+            _end_steps(db, [StepEnd(step_id, status, seconds, output)])
 
     def record_step(
         self,
@@ -608,8 +629,10 @@ class JobQueue:
             )
             return int(cur.lastrowid or 0)
 
-    def complete(self, job_id: int, output: str = "") -> None:
+    def complete(self, job_id: int, output: str = "", *, ended: Iterable[StepEnd] = ()) -> None:
+        """The job is ``done``; ``ended``: its steps not recorded as ended yet."""
         with self._write() as db:
+            _end_steps(db, ended)
             db.execute(
                 "UPDATE jobs SET status = 'done', finished = ?, reason = '', output = ?"
                 " WHERE id = ?",
@@ -617,8 +640,12 @@ class JobQueue:
             )
         self.wake()
 
-    def fail(self, job_id: int, reason: str, output: str = "") -> None:
+    def fail(
+        self, job_id: int, reason: str, output: str = "", *, ended: Iterable[StepEnd] = ()
+    ) -> None:
+        """The job is ``failed``; ``ended``: its steps not recorded as ended yet."""
         with self._write() as db:
+            _end_steps(db, ended)
             db.execute(
                 "UPDATE jobs SET status = 'failed', finished = ?, reason = ?, output = ?"
                 " WHERE id = ?",
@@ -634,14 +661,16 @@ class JobQueue:
         *,
         output: str = "",
         attempt_used: bool = True,
+        ended: Iterable[StepEnd] = (),
     ) -> None:
         """Put a running job back in the queue, runnable after ``delay`` seconds.  With
         ``attempt_used=False`` the run does not count against the retry budget (the job
         only waited) and leaves no new step rows: its ``waiting`` step is folded into the
         one the previous wait left (``count`` + 1, ``seconds`` from the first wait to this
         one), and the steps it completed before waiting are dropped (the next run does
-        them again and records them)."""
+        them again and records them).  ``ended``: its steps not recorded as ended yet."""
         with self._write() as db:
+            _end_steps(db, ended)
             if not attempt_used:
                 self._fold_waiting(db, job_id)
             db.execute(

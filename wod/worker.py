@@ -47,7 +47,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from wod import proc
 from wod.errors import HookFailed, Permanent, Rejected, Transient, Wait
 from wod.lifecycle.context import EarlierJob, StepRecord
-from wod.queue import Job, JobQueue
+from wod.queue import Job, JobQueue, StepEnd
 from wod.requests import Request
 from wod.settings import Settings
 
@@ -103,6 +103,7 @@ class JobContext:
     _orphan: list[str] = field(default_factory=list, repr=False)
     _earlier: tuple[StepRecord, ...] | None = field(default=None, repr=False)
     _previous: tuple[EarlierJob | None] | None = field(default=None, repr=False)
+    _ended: list[StepEnd] = field(default_factory=list, repr=False)
 
     # -- the job, as the lifecycle sees it ---------------------------------------------
     @property
@@ -148,8 +149,14 @@ class JobContext:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Record step ``name``: start, duration, status and the text logged inside it."""
-        step_id = self.queue.start_step(self.job.id, name)
+        """Record step ``name``: start, duration, status and the text logged inside it.
+
+        One write per step: its start, together with how the steps before it ended.  The
+        end of a step is so in the database before the job does anything in a later step
+        (a retry sees a ``report`` that got through), and the end of the last one is
+        written with the job's outcome (:attr:`ended`)."""
+        step_id = self.queue.start_step(self.job.id, name, self._ended)
+        self._ended = []
         outer, self._buffer = self._buffer, []
         started = time.monotonic()
         status = "done"
@@ -173,7 +180,7 @@ class JobContext:
             seconds = time.monotonic() - started
             output = "\n".join(self._buffer)
             self._buffer = outer
-            self.queue.finish_step(step_id, status, seconds, output)
+            self._ended.append(StepEnd(step_id, status, seconds, output))
             if self.metrics is not None:
                 self.metrics.step_seconds.labels(name).observe(seconds)
 
@@ -208,6 +215,11 @@ class JobContext:
     def output(self) -> str:
         """Text logged outside any step (kept as the job's output)."""
         return "\n".join(self._orphan)
+
+    @property
+    def ended(self) -> tuple[StepEnd, ...]:
+        """Steps that ended since the job's last write: the outcome records them."""
+        return tuple(self._ended)
 
 
 class JobProcesses:
@@ -378,28 +390,44 @@ class Worker:
         except Wait as exc:
             outcome = "wait"
             self._settle(
-                job.id, self.queue.defer, job.id, exc.delay, exc.reason, attempt_used=False
+                job.id,
+                self.queue.defer,
+                job.id,
+                exc.delay,
+                exc.reason,
+                attempt_used=False,
+                ended=ctx.ended,
             )
         except Transient as exc:
             if job.tries >= self.settings.retry_max_attempts:
                 outcome = "failed"
                 reason = f"gave up after {job.tries} attempts: {exc.reason}"
-                self._settle(job.id, self.queue.fail, job.id, reason, exc.output)
+                self._settle(job.id, self.queue.fail, job.id, reason, exc.output, ended=ctx.ended)
             else:
                 outcome = "retry"
                 delay = exc.delay if exc.delay is not None else self.backoff(job.tries)
                 log.info("job %s: %s; retry in %.1f s", job.id, exc.reason, delay)
-                self._settle(job.id, self.queue.defer, job.id, delay, exc.reason, output=exc.output)
+                self._settle(
+                    job.id,
+                    self.queue.defer,
+                    job.id,
+                    delay,
+                    exc.reason,
+                    output=exc.output,
+                    ended=ctx.ended,
+                )
         except (Permanent, Rejected) as exc:
             outcome = "failed"
             log.warning("job %s failed: %s", job.id, exc.reason)
-            self._settle(job.id, self.queue.fail, job.id, exc.reason, exc.output)
+            self._settle(job.id, self.queue.fail, job.id, exc.reason, exc.output, ended=ctx.ended)
         except Exception as exc:
             outcome = "failed"
             log.exception("job %s: unexpected error", job.id)
-            self._settle(job.id, self.queue.fail, job.id, f"{type(exc).__name__}: {exc}")
+            self._settle(
+                job.id, self.queue.fail, job.id, f"{type(exc).__name__}: {exc}", ended=ctx.ended
+            )
         else:
-            self._settle(job.id, self.queue.complete, job.id, ctx.output)
+            self._settle(job.id, self.queue.complete, job.id, ctx.output, ended=ctx.ended)
         if self.metrics is not None:
             self.metrics.jobs.labels(verb, outcome).inc()
             self.metrics.job_seconds.labels(verb).observe(time.monotonic() - started)
