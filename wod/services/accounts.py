@@ -6,8 +6,8 @@ One interface, :class:`Accounts`, and two implementations chosen by ``settings.a
 - :class:`SystemAccounts` — real Linux accounts (``student<N>`` by ``account_pattern``, uid
   ``uid_base + N``, an own group with gid ``gid_base + N``).  Needs root.  A password is
   hashed in-process (SHA-512 crypt) and written to ``/etc/shadow`` under the password-file
-  lock, as ``chpasswd -e`` would (no process per CREATE); it never reaches a command line
-  or a log.
+  lock, as ``chpasswd -e`` would (no process per CREATE; passwords set by several
+  workers at the same time share one rewrite); it never reaches a command line or a log.
 - :class:`DirectoryAccounts` — unprivileged: a home is a plain folder under
   ``students_dir``; the password is kept only as a salted scrypt hash in a small SQLite
   table in ``state_dir`` (one connection per thread, kept open).  Ownership is left
@@ -327,24 +327,30 @@ def kill_and_wait(processes: list[Process], uid: int, timeout: float = 5.0) -> i
 
 # -- real Linux accounts -----------------------------------------------------------------
 _libcrypt: ctypes.CDLL | None = None
-_crypt_lock = threading.Lock()  # crypt(3) returns a static buffer
+_crypt_buffers = threading.local()  # one ``struct crypt_data`` per thread, for crypt_r
 _shadow_lock = threading.Lock()  # lckpwdf(3) is per process: threads queue here first
 SHADOW = Path("/etc/shadow")
 SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: ``sizeof(struct crypt_data)`` in libxcrypt's crypt.h (its fields add up to 32768 bytes).
+CRYPT_DATA_SIZE = 32768
 
 
 def _crypt(password: str, setting: str) -> bytes | None:
+    """crypt_r(3) with this thread's own ``struct crypt_data``: no shared static buffer,
+    so workers hash on several CPUs at once (ctypes lets go of the GIL during the call)."""
     global _libcrypt
     if _libcrypt is None:
         found = ctypes.util.find_library("crypt")
         if not found:
             raise Permanent("libcrypt not found: cannot hash or verify system passwords")
         lib = ctypes.CDLL(found)
-        lib.crypt.restype = ctypes.c_char_p
-        lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        lib.crypt_r.restype = ctypes.c_char_p
+        lib.crypt_r.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
         _libcrypt = lib
-    with _crypt_lock:
-        return _libcrypt.crypt(password.encode(), setting.encode())
+    data = getattr(_crypt_buffers, "data", None)
+    if data is None:
+        data = _crypt_buffers.data = ctypes.create_string_buffer(CRYPT_DATA_SIZE)  # zeroed
+    return _libcrypt.crypt_r(password.encode(), setting.encode(), data)
 
 
 def crypt_matches(password: str, hashed: str) -> bool:
@@ -371,51 +377,110 @@ def sha512_crypt(password: str) -> str:
 
 @contextlib.contextmanager
 def _shadow_locked() -> Iterator[None]:
-    """The lock every shadow tool takes (``lckpwdf``: useradd, chpasswd, passwd…)."""
-    with _shadow_lock:
-        libc = ctypes.CDLL(None)
-        if libc.lckpwdf() != 0:
-            raise Transient("the password files are locked by another tool (lckpwdf)")
-        try:
-            yield
-        finally:
-            libc.ulckpwdf()
+    """The lock every shadow tool takes (``lckpwdf``: useradd, chpasswd, passwd…).  The
+    caller holds ``_shadow_lock``."""
+    libc = ctypes.CDLL(None)
+    if libc.lckpwdf() != 0:
+        raise Transient("the password files are locked by another tool (lckpwdf)")
+    try:
+        yield
+    finally:
+        libc.ulckpwdf()
+
+
+@dataclass
+class _HashChange:
+    """One caller's new hash, waiting for a rewrite of its shadow file."""
+
+    name: bytes
+    hashed: bytes
+    written: bool = False
+    error: BaseException | None = None
+
+
+_waiting: dict[Path, list[_HashChange]] = {}  # changes no rewrite has taken yet, by file
+_waiting_lock = threading.Lock()
 
 
 def set_shadow_hash(name: str, hashed: str, shadow: Path = SHADOW) -> None:
     """Put ``hashed`` as ``name``'s password in ``shadow`` (and today as the date of the
     last change), as ``chpasswd -e`` does: under the password-file lock, a new file with the
-    same owner and mode, flushed to disk, renamed over the old one."""
+    same owner and mode, flushed to disk, renamed over the old one.  Returns once the
+    file on disk has it.
+
+    Group commit: workers setting passwords at the same time queue for the lock; the one
+    that gets it rewrites the file once with every change waiting by then, and the others
+    find theirs written (or get the error of the rewrite that failed it)."""
     if ":" in hashed or "\n" in hashed:
         raise Permanent("not a crypt(3) hash")
-    with _shadow_locked():
-        lines = shadow.read_bytes().split(b"\n")
-        key = name.encode()
-        for i, line in enumerate(lines):
-            fields = line.split(b":")
-            if fields[0] == key and len(fields) >= 3:
-                fields[1] = hashed.encode()
-                fields[2] = str(int(time.time() // 86400)).encode()
+    change = _HashChange(name.encode(), hashed.encode())
+    with _waiting_lock:
+        _waiting.setdefault(shadow, []).append(change)
+    with _shadow_lock:
+        if not change.written:
+            _rewrite_shadow(shadow)
+    if change.error is not None:
+        raise change.error
+
+
+def _rewrite_shadow(shadow: Path) -> None:
+    """Write every change waiting for ``shadow`` (in order) in one rewrite, taken once the
+    password-file lock is held (changes made while another tool held it join in); each
+    change ends ``written``, with the error that kept it out if any."""
+    batch: list[_HashChange] = []
+    try:
+        with _shadow_locked():
+            with _waiting_lock:
+                batch = _waiting.pop(shadow)
+            lines = shadow.read_bytes().split(b"\n")
+            index = {}
+            for i, line in enumerate(lines):
+                fields = line.split(b":")
+                if len(fields) >= 3:
+                    index.setdefault(fields[0], i)
+            today = str(int(time.time() // 86400)).encode()
+            for change in batch:
+                i = index.get(change.name)
+                if i is None:
+                    change.error = Permanent(
+                        f"account {change.name.decode()} has no entry in {shadow}"
+                    )
+                    continue
+                fields = lines[i].split(b":")
+                fields[1] = change.hashed
+                fields[2] = today
                 lines[i] = b":".join(fields)
-                break
-        else:
-            raise Permanent(f"account {name} has no entry in {shadow}")
-        info = shadow.stat()
-        new = shadow.with_name(shadow.name + "+")
-        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchown(fd, info.st_uid, info.st_gid)
-            os.fchmod(fd, stat.S_IMODE(info.st_mode))
-            data = b"\n".join(lines)
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            new.unlink(missing_ok=True)
-            raise
+            if any(change.error is None for change in batch):
+                _replace_file(shadow, b"\n".join(lines))
+    except BaseException as exc:
+        if not batch:  # the lock was not had: every waiting change fails with it
+            with _waiting_lock:
+                batch = _waiting.pop(shadow)
+        for change in batch:
+            change.error = change.error or exc
+    finally:
+        for change in batch:
+            change.written = True
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """``path`` replaced by ``data``: a ``path+`` file with the same owner and mode,
+    flushed to disk, renamed over it."""
+    info = path.stat()
+    new = path.with_name(path.name + "+")
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchown(fd, info.st_uid, info.st_gid)
+        os.fchmod(fd, stat.S_IMODE(info.st_mode))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    except BaseException:
         os.close(fd)
-        os.replace(new, shadow)
+        new.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(new, path)
 
 
 class SystemAccounts(Accounts):
