@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from wod.errors import Transient
-from wod.queue import MAX_RAW, SCHEMA_VERSION, DatabaseTooNew, JobQueue, NotRetryable, UnknownJob
+from wod.queue import (
+    MAX_RAW,
+    SCHEMA_VERSION,
+    DatabaseTooNew,
+    JobQueue,
+    NotRetryable,
+    StepEnd,
+    UnknownJob,
+)
 from wod.requests import Request, Verb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,17 +213,22 @@ def test_steps_and_listing(queue: JobQueue):
     job_id = queue.submit(req("CREATE", 1))
     queue.submit(req("CREATE", 2))
     queue.claim("w")
-    step = queue.start_step(job_id, "deploy")
-    assert queue.job(job_id).steps[0].status == "running"
-    queue.finish_step(step, "done", 0.25, "12 files")
-    queue.record_step(job_id, "report", "done", time.time(), 0.01, "ok")
-    queue.complete(job_id)
-    job = queue.job(job_id)
-    assert [(s.name, s.status, s.attempt) for s in job.steps] == [
-        ("deploy", "done", 1),
-        ("report", "done", 1),
+    deploy = queue.start_step(job_id, "deploy")
+    assert [(s.name, s.status) for s in queue.job(job_id).steps] == [("deploy", "running")]
+    report = queue.start_step(job_id, "report", [StepEnd(deploy, "done", 0.25, "12 files")])
+    assert [(s.name, s.status) for s in queue.job(job_id).steps] == [
+        ("deploy", "done"),
+        ("report", "running"),
     ]
-    assert job.steps[0].output == "12 files" and job.steps[0].seconds == 0.25
+    queue.complete(job_id, ended=[StepEnd(report, "done", 0.01, "ok")])
+    queue.record_step(job_id, "late", "done", time.time(), 0.01, "")
+    job = queue.job(job_id)
+    assert [(s.name, s.status, s.attempt, s.output) for s in job.steps] == [
+        ("deploy", "done", 1, "12 files"),
+        ("report", "done", 1, "ok"),
+        ("late", "done", 1, ""),
+    ]
+    assert job.steps[0].seconds == 0.25
     assert [j.id for j in queue.jobs()] == [2, 1]
     assert [j.id for j in queue.jobs(status="done")] == [1]
     assert queue.counts() == {"queued": 1, "running": 0, "done": 1, "failed": 0}

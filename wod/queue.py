@@ -595,7 +595,8 @@ class JobQueue:
     def start_step(self, job_id: int, name: str, ended: Iterable[StepEnd] = ()) -> int:
         """Record that step ``name`` of the job's current attempt started; return its id.
         ``ended``: steps of the job that ended since its last write, recorded in the same
-        transaction (so a step's end reaches the database before the next step begins)."""
+        transaction (so a step's end reaches the database before the next step begins).
+        Their ``output`` must be safe text."""
         with self._write() as db:
             _end_steps(db, ended)
             cur = db.execute(
@@ -604,11 +605,6 @@ class JobQueue:
                 (name, time.time(), job_id),
             )
             return int(cur.lastrowid or 0)
-
-    def finish_step(self, step_id: int, status: str, seconds: float, output: str = "") -> None:
-        """Close a step started with :meth:`start_step`.  ``output`` must be safe text."""
-        with self._write() as db:
-            _end_steps(db, [StepEnd(step_id, status, seconds, output)])
 
     def record_step(
         self,
