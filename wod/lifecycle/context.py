@@ -108,7 +108,9 @@ class JobContext(Protocol):
 def reported_earlier(ctx: JobContext, step: str = "report") -> bool:
     """Whether an earlier automatic attempt of this job (since the last manual retry, or a
     crash) got through ``step``.  Once a CREATE has given the api-db the password, the
-    api-db may mail it to the participant at any tick: a retry must not change it."""
+    api-db may mail it to the participant at any tick: a retry must not change it.  The
+    worker records a step's end with the start of the next one (or the job's outcome): a
+    ``report`` that got through is on record before the next step begins."""
     first = ctx.attempt - ctx.tries  # attempts made before the last manual retry
     return any(
         s.name == step and s.status == "done" and first < s.attempt < ctx.attempt
