@@ -11,6 +11,8 @@ participant, each a ``CREATE`` then the ``CLEANUP`` the api-db sends when the se
 - ``burst``   ``--creates`` CREATEs for ``--seats`` seats over ``--connections`` connections:
               all done, none lost or duplicated, per-seat order; drain rate, latencies,
               RSS idle and at the peak, per-step medians, optional py-spy profile.
+- ``rush``    ``--rush`` CREATEs for as many seats, one participant each (a registration
+              rush: the CLEANUPs come when the sessions end, hours later), same figures.
 - ``kill``    ``--kills`` times ``kill -9`` of ``wod serve`` at a random moment of a burst
               (create hooks of some seats sleep), restart: orphans of the killed run,
               exactly-once in effect, seats vs the api-db.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import random
 import shutil
@@ -76,7 +79,7 @@ from tests.plugins.reliability import (  # noqa: E402
 from wod.queue import Job  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
-SCENARIOS = ("burst", "kill", "apidb", "ldap", "hub", "disk", "leak", "idle")
+SCENARIOS = ("burst", "rush", "kill", "apidb", "ldap", "hub", "disk", "leak", "idle")
 TARGET_CREATES_PER_S = 50.0
 TARGET_IDLE_ACTIVE_MS = 30.0
 TARGET_RSS_IDLE_MB = 80.0
@@ -249,28 +252,51 @@ def _frame(frame: str) -> str:
 
 # -- scenarios ---------------------------------------------------------------------------
 def scenario_burst(args: argparse.Namespace, tmp: Path) -> str:
+    """Sessions: each seat's participants one after another, each CREATE followed by the
+    CLEANUP that ends its session before the seat's next CREATE."""
     seats = list(range(1, args.seats + 1))
     sessions = max(args.creates // args.seats, 1)
-    prof = tmp / "burst.pyspy"
-    with rig(tmp / "burst", seats=args.seats, accounts=args.accounts) as r:
+    about = f"{sessions} participants per seat, each session ended by its CLEANUP before the next"
+    return measure_drain(args, tmp / "burst", seats, sessions, about)
+
+
+def scenario_rush(args: argparse.Namespace, tmp: Path) -> str:
+    """A registration rush: ``--rush`` participants register at once, one seat each (the
+    CLEANUPs come hours later, when their sessions end): CREATEs only."""
+    seats = list(range(1, args.rush + 1))
+    return measure_drain(args, tmp / "rush", seats, 1, "one participant per seat, no CLEANUP")
+
+
+def measure_drain(
+    args: argparse.Namespace, base: Path, seats: list[int], sessions: int, about: str
+) -> str:
+    """Send the plan over ``--connections`` connections, wait until every job settled,
+    check it (:func:`check_burst`) and report drain, CPU, latencies, memory and steps."""
+    prof = base / "serve.pyspy"
+    values = {"workers": args.workers} if args.workers else {}
+    with rig(base, seats=len(seats), accounts=args.accounts, **values) as r:
         assert r.serve is not None
         assert r.registry is not None
         idle_kib, _ = memory_kib(r.serve.pid)
         mails = session_plan(r, seats, sessions)
         load = [loadavg()]
-        cpu = [cpu_seconds(r.serve.pid), cpu_seconds(r.registry.pid)]
+        cpu = [cpu_seconds(r.serve.pid), cpu_seconds(r.registry.pid), process_cpu()]
         with py_spy(r.serve.pid, prof, args.py_spy):
             send_burst(r, mails, args.connections, timeout=600)
             jobs = r.wait_settled(sum(m.accepted for m in mails), timeout=3600)
-        cpu = [cpu_seconds(r.serve.pid) - cpu[0], cpu_seconds(r.registry.pid) - cpu[1]]
+        cpu = [
+            cpu_seconds(r.serve.pid) - cpu[0],
+            cpu_seconds(r.registry.pid) - cpu[1],
+            process_cpu() - cpu[2],
+        ]
         after_kib, peak_kib = memory_kib(r.serve.pid)
         load.append(loadavg())
         verdict = check_burst(r, mails, jobs)
     d = drain_figures(mails, jobs)
     met = d.creates_per_s >= TARGET_CREATES_PER_S
+    per_job = [c / len(jobs) * 1000 for c in cpu]
     lines = [
-        f"{d.creates} CREATEs for {args.seats} seats ({sessions} participants per seat, each "
-        f"session ended by its CLEANUP before the next: {len(mails)} mails) over "
+        f"{d.creates} CREATEs for {len(seats)} seats ({about}: {len(mails)} mails) over "
         f"{args.connections} concurrent SMTP connections, notebook-only workshop "
         f"`{NOTEBOOK}`, `accounts: {args.accounts}`, {r.settings.workers} workers. "
         f"Load average before / after: {load[0]} / {load[1]}.",
@@ -284,11 +310,13 @@ def scenario_burst(args: argparse.Namespace, tmp: Path) -> str:
         f"| CREATE/s (target >= {TARGET_CREATES_PER_S:.0f}) | {d.creates_per_s:.1f} "
         f"({'met' if met else 'MISSED'}) |",
         f"| jobs/s (CREATE + CLEANUP) | {d.jobs_per_s:.1f} |",
-        f"| CPU of `wod serve` per job (user + system, hooks included) | "
-        f"{cpu[0] / len(jobs) * 1000:.1f} ms |",
-        f"| CPU of the registry (api-db peer) per job | {cpu[1] / len(jobs) * 1000:.1f} ms |",
+        f"| CPU of `wod serve` per job (user + system, hooks included) | {per_job[0]:.1f} ms |",
+        f"| CPU of the registry (api-db peer) per job | {per_job[1]:.1f} ms |",
+        f"| CPU of this bench's SMTP clients per job | {per_job[2]:.1f} ms |",
         f"| jobs/s the {os.cpu_count()} CPUs would allow with nothing else running "
-        f"(CPU bound) | {os.cpu_count() / ((cpu[0] + cpu[1]) / len(jobs)):.0f} |",
+        f"(CPU bound, all three) | {os.cpu_count() / (sum(cpu) / len(jobs)):.0f} |",
+        f"| jobs/s `wod serve` alone would allow on {os.cpu_count()} CPUs (api-db "
+        f"elsewhere, as in production) | {os.cpu_count() / (cpu[0] / len(jobs)):.0f} |",
         "",
         "| latency | n | median ms | p95 ms | max ms |",
         "|---|---|---|---|---|",
@@ -311,6 +339,12 @@ def scenario_burst(args: argparse.Namespace, tmp: Path) -> str:
         lines += ["", "Profile of `wod serve` during the burst (py-spy, 100 Hz, non-blocking):", ""]
         lines += profile_tables(prof)
     return "\n".join(lines) + "\n"
+
+
+def process_cpu() -> float:
+    """CPU seconds of this process (the bench's SMTP client threads, the load generator)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def scenario_kill(args: argparse.Namespace, tmp: Path) -> str:
@@ -550,13 +584,19 @@ def scenario_disk(args: argparse.Namespace, tmp: Path) -> str:
 
 
 def scenario_leak(args: argparse.Namespace, tmp: Path) -> str:
+    """``--leak-jobs`` jobs in chunks; after each, the RSS of ``wod serve`` and what could
+    make it grow: live Python objects and the SQLite heap (``bench/memsampler.py``)."""
     seats = list(range(1, 101))
-    rows = ["| jobs done | RSS MB | peak MB | chunk jobs/s |", "|---|---|---|---|"]
-    marks: dict[int, float] = {}
-    with rig(tmp / "leak", seats=len(seats), accounts="directory") as r:
+    rows = [
+        "| jobs done | RSS MB | peak MB | Python objects | SQLite heap MB | chunk jobs/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    marks: dict[int, tuple[float, int, float]] = {}
+    samples = tmp / "leak-memory.json"
+    with rig(tmp / "leak", seats=len(seats), accounts="directory", start=False) as r:
+        r.start_registry()
+        r.start_serve(launcher=(str(BENCH / "memsampler.py"), str(samples)))
         assert r.serve is not None
-        idle, _ = memory_kib(r.serve.pid)
-        rows.append(f"| 0 | {mb(idle):.1f} | | |")
         total = 0
         problems = 0
         while total < args.leak_jobs:
@@ -567,21 +607,30 @@ def scenario_leak(args: argparse.Namespace, tmp: Path) -> str:
             jobs = r.wait_settled(total, timeout=1800)
             rate = len(mails) / (time.monotonic() - start)
             problems += sum(j.status != "done" for j in jobs[-len(mails) :])
+            time.sleep(2.5)  # a sample taken after the chunk settled
+            figures = json.loads(samples.read_text())
             rss, peak = memory_kib(r.serve.pid)
-            marks[total] = mb(rss)
-            rows.append(f"| {total} | {mb(rss):.1f} | {mb(peak):.1f} | {rate:.1f} |")
+            objects, heap = figures["python_objects"], (figures["sqlite_heap_bytes"] or 0) / 2**20
+            marks[total] = (mb(rss), objects, heap)
+            rows.append(
+                f"| {total} | {mb(rss):.1f} | {mb(peak):.1f} | {objects} | {heap:.2f} | "
+                f"{rate:.1f} |"
+            )
             print(rows[-1], file=sys.stderr, flush=True)
     at_2k = next((v for k, v in sorted(marks.items()) if k >= 2000), marks[min(marks)])
     last = marks[max(marks)]
+    growth = last[0] - at_2k[0]
     lines = [
         f"{total} jobs in chunks of 1,000 (100 seats x 5 sessions, CREATE + CLEANUP, "
-        f"`{NOTEBOOK}`, `accounts: directory`), RSS of `wod serve` after each chunk settled. "
-        f"Jobs not done: {problems}.",
+        f"`{NOTEBOOK}`, `accounts: directory`), `wod serve` started as its systemd unit "
+        "does (`MALLOC_ARENA_MAX=2`) through `bench/memsampler.py`; figures read 2.5 s "
+        f"after each chunk settled. Jobs not done: {problems}.",
         "",
         *rows,
         "",
-        f"Growth from ~2,000 to {total} jobs: {last - at_2k:+.1f} MB "
-        f"({'no growth beyond noise' if last - at_2k < 5 else 'GROWING'}).",
+        f"From ~2,000 to {total} jobs: RSS {growth:+.1f} MB "
+        f"({'no growth beyond noise' if growth < 5 else 'GROWING'}), Python objects "
+        f"{last[1] - at_2k[1]:+d}, SQLite heap {last[2] - at_2k[2]:+.2f} MB.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -637,6 +686,7 @@ def scenario_idle(args: argparse.Namespace, tmp: Path) -> str:
 
 HEADINGS = {
     "burst": "## Burst",
+    "rush": "## Registration rush",
     "kill": "## kill -9 during bursts",
     "apidb": "## api-db down during a burst",
     "ldap": "## LDAP down during a burst",
@@ -647,6 +697,7 @@ HEADINGS = {
 }
 RUNNERS: dict[str, Callable[[argparse.Namespace, Path], str]] = {
     "burst": scenario_burst,
+    "rush": scenario_rush,
     "kill": scenario_kill,
     "apidb": scenario_apidb,
     "ldap": scenario_ldap,
@@ -667,6 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seats", type=int, default=200)
     parser.add_argument("--creates", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rush", type=int, default=1000, help="seats (CREATEs) of the rush")
+    parser.add_argument("--workers", type=int, default=0, help="wod serve workers (0: default)")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--kill-seats", type=int, default=20)
     parser.add_argument("--outage", type=float, default=60.0, help="seconds a peer is down")

@@ -305,14 +305,21 @@ class Rig:
                 self.accounts.remove(n)
 
     # -- processes ------------------------------------------------------------------------
-    def _wod(self, *args: str, log: str) -> subprocess.Popen:
+    def _wod(
+        self,
+        *args: str,
+        log: str,
+        launcher: tuple[str, ...] = ("-m", "wod"),
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
         with open(self.base / log, "ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "wod", "-c", str(self.config), *args],
+                [sys.executable, *launcher, "-c", str(self.config), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=ROOT,
+                env={**os.environ, **(env or {})},
             )
 
     def start_registry(self) -> None:
@@ -327,8 +334,12 @@ class Rig:
             _stop_process(self.registry)
             self.registry = None
 
-    def start_serve(self) -> None:
-        self.serve = self._wod("serve", log="serve.log")
+    def start_serve(self, launcher: tuple[str, ...] = ("-m", "wod")) -> None:
+        """Start ``wod serve`` (through ``launcher``, e.g. ``bench/memsampler.py OUT``)."""
+        # In the environment the systemd unit gives it (wod/systemd/wod-backend.service).
+        self.serve = self._wod(
+            "serve", log="serve.log", launcher=launcher, env={"MALLOC_ARENA_MAX": "2"}
+        )
         self.serve_starts.append(time.time())
         wait_http(
             f"http://127.0.0.1:{self.settings.http_port}/healthz",
