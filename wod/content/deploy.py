@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from wod import proc
+from wod import acl
 from wod.content.templating import Renderer, TemplateFailure, Variables
 from wod.errors import Permanent
 from wod.values import chown_tree
@@ -46,7 +46,7 @@ STAGING_PREFIX = ".wod-staging-"
 OLD_PREFIX = ".wod-old-"
 CACHE_FILE_LIMIT = 1 << 20
 CACHE_TOTAL_LIMIT = 256 << 20
-ACL_ACCESS = "system.posix_acl_access"  # the extended attribute holding a file's access ACL
+ACL_ACCESS = acl.ACCESS  # the extended attribute holding a file's access ACL
 
 PDF_SCRIPT = """#!/bin/sh
 # Export every notebook of this workshop to PDF (next to the notebooks).
@@ -156,17 +156,17 @@ class DeployReport:
 class Ownership:
     uid: int
     gid: int
-    admin: str | None  # admin account for the ACL, when it exists
+    admin: int | None  # uid of the admin account for the ACL, when it exists
 
 
-def admin_exists(name: str | None) -> bool:
+def admin_uid(name: str | None) -> int | None:
+    """The uid of account ``name``; None when there is no such account."""
     if not name:
-        return False
+        return None
     try:
-        pwd.getpwnam(name)
+        return pwd.getpwnam(name).pw_uid
     except KeyError:
-        return False
-    return True
+        return None
 
 
 class Deployer:
@@ -413,9 +413,15 @@ def _write(path: Path, data: bytes, mode: int, replace: bool = False, plain: boo
 def apply_ownership(root: Path, owner: Ownership) -> None:
     """``root`` recursively owned by the student, plus the admin ACL (SPEC 4.3 rule 7)."""
     chown_tree(root, owner.uid, owner.gid)
-    if owner.admin:
-        spec = f"user:{owner.admin}:rwx,default:user:{owner.admin}:rwx"
-        proc.run(["setfacl", "-R", "-m", spec, str(root)], what="setfacl", timeout=120)
+    if owner.admin is not None:
+        # setfacl -R -m user:<admin>:rwx,default:user:<admin>:rwx, without a process.
+        try:
+            acl.grant_tree(root, owner.admin)
+        except OSError as exc:
+            raise Permanent(
+                f"cannot give the admin account (uid {owner.admin}) its ACL on {root}: "
+                f"{exc.strerror or exc}"
+            ) from None
 
 
 def remove_stale(home: Path, folder: str) -> None:

@@ -17,7 +17,7 @@ from wod.content import completion as completion_mod
 from wod.content import variables as variables_mod
 from wod.content.catalog import Catalog, folder_name
 from wod.content.compile import compile_scripts
-from wod.content.deploy import Deployer, DeployReport, Ownership, admin_exists
+from wod.content.deploy import Deployer, DeployReport, Ownership, admin_uid
 from wod.content.templating import Renderer, Variables
 from wod.errors import Permanent
 from wod.settings import Settings
@@ -88,8 +88,7 @@ class Content:
     def _owner(self, uid: int | None, gid: int | None) -> Ownership | None:
         if uid is None or os.geteuid() != 0:
             return None
-        admin = self.settings.admin_user if admin_exists(self.settings.admin_user) else None
-        return Ownership(uid, gid if gid is not None else uid, admin)
+        return Ownership(uid, gid if gid is not None else uid, admin_uid(self.settings.admin_user))
 
     def _workspace(self, folder: str) -> str | None:
         path = self.settings.workspace_template
