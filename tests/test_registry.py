@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 import subprocess
@@ -17,7 +18,7 @@ from sqlalchemy import create_engine, text
 from tests.plugins.paths import get_free_port
 from tests.plugins.registry import start_registry
 from wod.registry import SeedError, SeedOptions
-from wod.registry.models import Workshop, ensure_schema, make_engine, make_sessionmaker
+from wod.registry.models import Customer, Workshop, ensure_schema, make_engine, make_sessionmaker
 from wod.registry.seed import ensure_user, seed_trees
 
 JSON = "application/json"
@@ -228,6 +229,107 @@ def test_update_with_an_impossible_value_is_refused_not_hung(registry):
     assert response.status_code == 400
     assert "completionPercentage" in response.json()["error"]["message"]
     assert registry.customer(customer["id"])["completionPercentage"] is None
+
+
+def test_an_update_writes_only_what_changes_and_answers_the_stored_row(registry):
+    """As the api-db's Sequelize ``update``: the same values again write nothing (the
+    row's ``updatedAt`` stays); a change moves it; the answer is the row as stored."""
+    headers = {"x-access-token": token(registry)}
+    customer = registry.create_customer(registry.workshops()[0]["notebook"])
+    url = f"{registry.url}/customer/{customer['id']}"
+    old = dt.datetime(2020, 1, 2, 3, 4, 5)
+    registry.set_fields(Customer, customer["id"], location="lab", updatedAt=old)
+
+    same = httpx.put(url, json={"location": "lab", "active": False}, headers=headers)
+    assert same.status_code == 200
+    assert same.json()["updatedAt"] == "2020-01-02T03:04:05.000Z"
+    assert same.json() == registry.customer(customer["id"])
+
+    changed = httpx.put(url, json={"location": "lab", "active": "true"}, headers=headers)
+    assert changed.status_code == 200 and changed.json()["active"] is True
+    assert changed.json()["updatedAt"] != "2020-01-02T03:04:05.000Z"
+    assert changed.json() == registry.customer(customer["id"])
+    assert (
+        changed.json()
+        == httpx.get(f"{registry.url}/customers/{customer['id']}", headers=headers).json()
+    )
+
+
+def test_roles_are_checked_before_the_body_is_read(registry_factory):
+    reg = registry_factory(users=(("viewer", "viewer-pw", ("user",)),))
+    viewer = {"x-access-token": login(reg, "viewer", "viewer-pw").json()["accessToken"]}
+    moderator = {"x-access-token": token(reg)}
+    customer = reg.create_customer(reg.workshops()[0]["notebook"])
+    url = f"{reg.url}/customer/{customer['id']}"
+    bad = {"content": b"{not json", "headers": {"content-type": JSON}}
+    refused = httpx.put(url, content=bad["content"], headers={**bad["headers"], **viewer})
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"message": "Require Moderator or Admin Role!"},
+    )
+    malformed = httpx.put(url, content=bad["content"], headers={**bad["headers"], **moderator})
+    assert (malformed.status_code, malformed.json()) == (
+        400,
+        {"error": {"message": "malformed JSON body"}},
+    )
+
+
+# -- roles are read on every call ----------------------------------------------------------
+def _set_roles_with_the_cli(reg, username: str, password: str, roles: tuple[str, ...]) -> None:
+    """``wod registry add-user``: another process writing the registry's database."""
+    env = {**os.environ, "WOD_STATE_DIR": str(Path(reg.db_url.split("///")[1]).parent)}
+    wod = [str(Path(sys.executable).parent / "wod"), "registry", "--db", reg.db_url]
+    role_args = [arg for role in roles for arg in ("--role", role)]
+    done = subprocess.run(
+        [*wod, "add-user", username, "--password", password, *role_args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_user_demoted_after_login_is_refused_with_the_same_token(registry_factory):
+    reg = registry_factory(users=(("boss", "boss-pw", ("admin",)),))
+    boss = {"x-access-token": login(reg, "boss", "boss-pw").json()["accessToken"]}
+    url = f"{reg.url}/student/1"
+    assert httpx.put(url, json={"assigned": True}, headers=boss).status_code == 200
+
+    _set_roles_with_the_cli(reg, "boss", "boss-pw", ("user",))
+    refused = httpx.put(url, json={"assigned": False}, headers=boss)
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"message": "Require Moderator or Admin Role!"},
+    )
+    assert reg.student(1)["assigned"] is True
+    # Still a valid user: reads are allowed, the seat's password is not shown any more.
+    seen = httpx.get(f"{reg.url}/students/1", headers=boss)
+    assert seen.status_code == 200 and "password" not in seen.json()
+
+    _set_roles_with_the_cli(reg, "boss", "boss-pw", ("moderator",))
+    again = httpx.put(url, json={"assigned": False}, headers=boss)
+    assert again.status_code == 200 and again.json()["assigned"] is False
+
+
+def test_a_user_deleted_after_login_is_unauthorized_with_the_same_token(registry_factory):
+    reg = registry_factory(users=(("boss", "boss-pw", ("admin",)),))
+    boss = {"x-access-token": login(reg, "boss", "boss-pw").json()["accessToken"]}
+    customer = reg.create_customer(reg.workshops()[0]["notebook"])
+    assert httpx.put(f"{reg.url}/student/1", json={}, headers=boss).status_code == 200
+    engine = create_engine(reg.db_url)  # an admin editing the database: not a route
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE username = 'boss'"))
+    engine.dispose()
+    for method, path in (
+        ("PUT", "/student/1"),
+        ("PUT", f"/customer/{customer['id']}"),
+        ("GET", f"/customers/{customer['id']}"),
+        ("GET", "/students/1"),
+        ("GET", "/customers"),
+    ):
+        response = httpx.request(method, f"{reg.url}{path}", json={}, headers=boss)
+        assert (response.status_code, response.json()) == (401, {"message": "Unauthorized!"})
 
 
 # -- registration -----------------------------------------------------------------------

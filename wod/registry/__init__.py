@@ -9,6 +9,7 @@ points the backend at the upstream api-db instead.
 - ``security.py`` scrypt password hashes, expiring HS256 tokens
 - ``seed.py``     workshops and students from ``wod.yml``, login users
 - ``seats.py``    registration: a customer gets a free student of the workshop's range
+- ``rows.py``     one row by id on a Connection: the roles check and the calls of every job
 - ``app.py``      the FastAPI app (``create_app``)
 
 :func:`build_app` is the one-call entry used by ``wod registry`` and the test fixture.

@@ -35,18 +35,18 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from wod.registry import security
+from wod.registry import rows, security
 from wod.registry.models import (
     Base,
     Customer,
@@ -58,6 +58,7 @@ from wod.registry.models import (
     ensure_schema,
     make_engine,
     make_sessionmaker,
+    row_json,
 )
 from wod.registry.seats import NoSeat, register_customer
 
@@ -80,6 +81,7 @@ class RegistryState:
     """Per-app state: the database and the signing secret (rotatable at run time)."""
 
     config: RegistryConfig
+    engine: Engine
     sessions: sessionmaker
     logins: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -92,6 +94,14 @@ class RegistryState:
     def session(self) -> Iterator[Session]:
         with self.sessions() as session, session.begin():
             yield session
+
+    def reading(self) -> Connection:
+        """A connection for reads only: no transaction to commit (``with`` closes it)."""
+        return self.engine.connect()
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        """A connection in a transaction, committed when the block ends without error."""
+        return self.engine.begin()
 
 
 class _Refusal(Exception):
@@ -118,51 +128,78 @@ def _int_id(raw: str) -> int | None:
     return key if -(2**63) <= key < 2**63 else None
 
 
-def _user_roles(state: RegistryState, request: Request) -> list[str]:
-    """The roles of the token's user; refuses like the api-db's ``verifyToken``."""
+def _token_user(state: RegistryState, request: Request) -> int:
+    """The user id of the request's token, its signature and expiry checked; refuses like
+    the api-db's ``verifyToken``."""
     token = request.headers.get(TOKEN_HEADER)
     if not token:
         raise _Refusal(_json(403, {"message": "No token provided!"}))
     user_id = security.token_user(token, state.config.secret)
     if user_id is None:
         raise _Refusal(_json(401, {"message": "Unauthorized!"}))
-    with state.session() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            raise _Refusal(_json(401, {"message": "Unauthorized!"}))
-        return list(user.roles)
+    return user_id
 
 
-def _require_privileged(state: RegistryState, request: Request) -> None:
-    if not PRIVILEGED_ROLES & set(_user_roles(state, request)):
+def _roles(conn: Connection, user_id: int) -> list[str]:
+    """The roles of ``user_id`` as the database holds them now: read on every call, on the
+    caller's connection, never cached (``wod registry add-user`` changes them from another
+    process, and a demoted user must be refused at once); refuses a deleted user like the
+    api-db's ``verifyToken``."""
+    roles = rows.user_roles(conn, user_id)
+    if roles is None:
+        raise _Refusal(_json(401, {"message": "Unauthorized!"}))
+    return roles
+
+
+def _require_privileged(conn: Connection, user_id: int) -> None:
+    if not PRIVILEGED_ROLES & set(_roles(conn, user_id)):
         raise _Refusal(_json(403, {"message": "Require Moderator or Admin Role!"}))
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    """The body as the api-db's ``bodyParser.json`` + ``urlencoded`` read it: by its
-    Content-Type; any other type is no body at all (``{}``)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media == "application/x-www-form-urlencoded":
+@dataclass(frozen=True)
+class _RawBody:
+    """A request body as received: its media type and bytes (read on the event loop,
+    parsed by :meth:`parse` where the route decides)."""
+
+    media: str
+    data: bytes
+
+    def parse(self) -> dict[str, Any]:
+        """The body as the api-db's ``bodyParser.json`` + ``urlencoded`` read it: by its
+        Content-Type; any other type is no body at all (``{}``)."""
+        if self.media == "application/x-www-form-urlencoded":
+            try:
+                pairs = parse_qsl(self.data.decode(), keep_blank_values=True)
+            except UnicodeDecodeError:
+                raise _Refusal(_json(400, {"error": {"message": "malformed form body"}})) from None
+            form: dict[str, Any] = {}
+            for key, value in pairs:
+                if key in form:  # a repeated key is an array, as qs reads it
+                    before = form[key]
+                    value = [*(before if isinstance(before, list) else [before]), value]
+                form[key] = value
+            return form
+        if self.media != "application/json":
+            return {}
         try:
-            pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise _Refusal(_json(400, {"error": {"message": "malformed form body"}})) from None
-        form: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in form:  # a repeated key is an array, as qs reads it
-                before = form[key]
-                value = [*(before if isinstance(before, list) else [before]), value]
-            form[key] = value
-        return form
-    if media != "application/json":
-        return {}
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise _Refusal(_json(400, {"error": {"message": "malformed JSON body"}})) from None
-    if not isinstance(data, dict):
-        raise _Refusal(_json(400, {"error": {"message": "expected a JSON object"}}))
-    return data
+            data = json.loads(self.data or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise _Refusal(_json(400, {"error": {"message": "malformed JSON body"}})) from None
+        if not isinstance(data, dict):
+            raise _Refusal(_json(400, {"error": {"message": "expected a JSON object"}}))
+        return data
+
+
+async def _raw_body(request: Request) -> _RawBody:
+    """The body's media type and, when it is one the api-db reads, its bytes."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in ("application/json", "application/x-www-form-urlencoded"):
+        return _RawBody(media, await request.body())
+    return _RawBody(media, b"")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    return (await _raw_body(request)).parse()
 
 
 def _popular(session: Session) -> set[str]:
@@ -176,7 +213,7 @@ def create_app(config: RegistryConfig) -> FastAPI:
     """The registry app on ``config.db_url`` (tables created if missing)."""
     engine = make_engine(config.db_url)
     ensure_schema(engine)
-    state = RegistryState(config=config, sessions=make_sessionmaker(engine))
+    state = RegistryState(config=config, engine=engine, sessions=make_sessionmaker(engine))
     app = FastAPI(
         title="wod registry (api-db compatible)",
         docs_url="/api/docs",
@@ -240,64 +277,67 @@ def create_app(config: RegistryConfig) -> FastAPI:
 
     @app.get("/api/customers")
     def customers(request: Request) -> Response:
-        _user_roles(state, request)
+        user_id = _token_user(state, request)
         with state.session() as session:
-            rows = session.scalars(select(Customer).order_by(Customer.id))
-            return _json(200, [row.to_dict() for row in rows])
+            _roles(session.connection(), user_id)
+            found = session.scalars(select(Customer).order_by(Customer.id))
+            return _json(200, [row.to_dict() for row in found])
 
-    def student_json(row: Student, roles: list[str]) -> dict[str, Any]:
-        data = row.to_dict()
+    def student_json(data: dict[str, Any], roles: list[str]) -> dict[str, Any]:
         if not PRIVILEGED_ROLES & set(roles):
             data.pop("password", None)
         return data
 
     @app.get("/api/students")
     def students(request: Request) -> Response:
-        roles = _user_roles(state, request)
+        user_id = _token_user(state, request)
         with state.session() as session:
-            rows = session.scalars(select(Student).order_by(Student.id))
-            return _json(200, [student_json(row, roles) for row in rows])
+            roles = _roles(session.connection(), user_id)
+            found = session.scalars(select(Student).order_by(Student.id))
+            return _json(200, [student_json(row.to_dict(), roles) for row in found])
 
     @app.get("/api/students/{student_id}")
     def student(student_id: str, request: Request) -> Response:
-        roles = _user_roles(state, request)
+        user_id = _token_user(state, request)
         key = _int_id(student_id)
-        with state.session() as session:
-            row = session.get(Student, key) if key is not None else None
-            if row is None:
-                return _text(400, "Student Not Found")
-            return _json(200, student_json(row, roles))
+        with state.reading() as conn:
+            roles = _roles(conn, user_id)
+            row = rows.read_row(conn, Student, key) if key is not None else None
+        if row is None:
+            return _text(400, "Student Not Found")
+        return _json(200, student_json(row_json(Student, row), roles))
 
     @app.get("/api/customers/{customer_id}")
     def customer(customer_id: str, request: Request) -> Response:
-        _user_roles(state, request)
+        user_id = _token_user(state, request)
         key = _int_id(customer_id)
-        with state.session() as session:
-            row = session.get(Customer, key) if key is not None else None
-            if row is None:
-                return _text(400, "Customer Not Found")
-            return _json(200, row.to_dict())
+        with state.reading() as conn:
+            _roles(conn, user_id)
+            row = rows.read_row(conn, Customer, key) if key is not None else None
+        if row is None:
+            return _text(400, "Customer Not Found")
+        return _json(200, row_json(Customer, row))
 
     async def update(model: type[Base], raw_id: str, request: Request) -> Response:
-        await run_in_threadpool(_require_privileged, state, request)
-        body = await _body(request)
-        return await run_in_threadpool(apply_update, model, raw_id, body)
+        user_id = _token_user(state, request)
+        body = await _raw_body(request)
+        return await run_in_threadpool(apply_update, model, raw_id, user_id, body)
 
-    def apply_update(model: type[Base], raw_id: str, body: dict[str, Any]) -> Response:
+    def apply_update(model: type[Base], raw_id: str, user_id: int, body: _RawBody) -> Response:
+        """The roles check and the update in one transaction (one thread hop a call)."""
         key = _int_id(raw_id)
-        with state.session() as session:
-            row = session.get(model, key) if key is not None else None
+        with state.writing() as conn:
+            _require_privileged(conn, user_id)
+            fields_in = body.parse()
+            row = rows.read_row(conn, model, key) if key is not None else None
             if row is None:
                 # The api-db dereferences a missing row; its TypeError serialises as {}.
                 return _json(400, {"error": {}})
             try:
-                fields = coerce_fields(model, body)
+                fields = coerce_fields(model, fields_in)
             except FieldError as exc:
                 return _json(400, {"error": {"message": str(exc)}})
-            for name, value in fields.items():
-                setattr(row, name, value)
-            session.flush()
-            return _json(200, row.to_dict())
+            return _json(200, row_json(model, rows.update_row(conn, model, row, fields)))
 
     @app.put("/api/student/{student_id}")
     async def update_student(student_id: str, request: Request) -> Response:

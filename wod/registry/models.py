@@ -38,15 +38,21 @@ class Base(DeclarativeBase):
     hidden: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for column in self.__table__.columns:
-            if column.key in self.hidden:
-                continue
-            value = getattr(self, column.key)
-            if isinstance(value, dt.datetime):
-                value = value.isoformat(timespec="milliseconds") + "Z"
-            out[column.key] = value
-        return out
+        return row_json(type(self), {c.key: getattr(self, c.key) for c in self.__table__.columns})
+
+
+def row_json(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s row from its column ``values`` as the api-db answers it: every column
+    but the hidden ones, in table order, times in UTC with milliseconds."""
+    out: dict[str, Any] = {}
+    for column in model.__table__.columns:
+        if column.key in model.hidden:
+            continue
+        value = values[column.key]
+        if isinstance(value, dt.datetime):
+            value = value.isoformat(timespec="milliseconds") + "Z"
+        out[column.key] = value
+    return out
 
 
 def _bool() -> Mapped[bool]:
