@@ -569,3 +569,26 @@ def test_wod_registry_keeps_its_database_private(tmp_path):
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     for extra in state.glob("registry.db-*"):
         assert stat.S_IMODE(extra.stat().st_mode) & 0o077 == 0, extra
+
+
+def test_add_user_takes_its_password_from_the_variable_its_help_names(registry_factory):
+    """``--password`` advertises ``WOD_REGISTRY_PASSWORD``; the settings loader must not
+    refuse that variable as an unknown setting."""
+    reg = registry_factory()
+    env = {
+        **os.environ,
+        "WOD_STATE_DIR": str(Path(reg.db_url.split("///")[1]).parent),
+        "WOD_REGISTRY_PASSWORD": "from-the-env-1",
+    }
+    wod = [str(Path(sys.executable).parent / "wod"), "registry", "--db", reg.db_url]
+    done = subprocess.run(
+        [*wod, "add-user", "envuser", "--role", "moderator"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "from-the-env-1" not in done.stdout + done.stderr
+    answer = login(reg, "envuser", "from-the-env-1")
+    assert answer.status_code == 200 and answer.json()["accessToken"]

@@ -28,9 +28,10 @@ from pydantic import (
 )
 
 ENV_PREFIX = "WOD_"
-#: ``WOD_*`` variables that are not settings: the settings file, and the test suite's
-#: fixture workshops folder.
-ENV_NOT_SETTINGS = ("WOD_CONFIG", "WOD_FIXTURES")
+#: ``WOD_*`` variables that are not settings: the settings file, the password
+#: ``wod registry add-user`` reads, the test suite's fixture workshops folder and the
+#: folder ``make screenshots`` writes to.
+ENV_NOT_SETTINGS = ("WOD_CONFIG", "WOD_REGISTRY_PASSWORD", "WOD_FIXTURES", "WOD_SCREENSHOTS")
 DEFAULT_CONFIG_PATHS = (Path("wod.yml"), Path("/etc/wod/wod.yml"))
 
 
