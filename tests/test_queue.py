@@ -373,7 +373,7 @@ def test_a_previous_release_database_is_migrated_keeping_queued_and_failed_jobs(
     _v1_database(path)
     queue = JobQueue(path)
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     check.close()
     failed = queue.job(1)
     assert failed.status == "failed" and failed.request.email == "a@example.com"
@@ -421,3 +421,60 @@ def test_a_database_from_a_newer_release_is_refused_naming_both_versions(tmp_pat
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
     db.close()
+
+
+# -- a seat's latest job -------------------------------------------------------------------
+def _run_all(queue: JobQueue) -> None:
+    while (job := queue.claim("t")) is not None:
+        queue.complete(job.id)
+
+
+def test_a_seats_latest_job_is_found_past_other_seats_history_and_through_ranges(queue):
+    for n in range(300):  # other seats' history, newer than nothing on seat 3
+        queue.submit(req("CREATE", 10 + n % 5, customer=n + 1))
+    _run_all(queue)
+    fresh = queue.submit(req("CREATE", 3, customer=900))
+    assert queue.seat_customer(fresh) is None  # never used: free
+    assert queue.previous_for_student(fresh) is None
+    _run_all(queue)
+
+    probe = queue.submit(req("CREATE", 3, customer=901))
+    assert queue.seat_customer(probe) == 900  # the session the next CREATE would replace
+    assert queue.previous_for_student(probe).id == fresh
+    _run_all(queue)
+
+    # A RESET of a range starting below the seat ends the seat's session; one of seats
+    # beyond it does not.
+    reset = queue.submit(req("RESET", 1, customer=0, stdid_max=4))
+    _run_all(queue)
+    queue.submit(req("RESET", 5, customer=0, stdid_max=9))
+    _run_all(queue)
+    after = queue.submit(req("CREATE", 3, customer=902))
+    assert queue.previous_for_student(after).id == reset
+    assert queue.seat_customer(after) is None
+    # A range job asks for every seat it covers.
+    _run_all(queue)
+    wide = queue.submit(req("RESET", 2, customer=0, stdid_max=12))
+    assert queue.previous_for_student(wide).id == after
+
+
+def test_a_seats_latest_job_is_an_index_search_not_a_scan_of_the_history(queue):
+    """What keeps a CREATE quick on a seat last used 100,000 jobs ago."""
+    job = queue.submit(req("CREATE", 3, customer=1))
+    plans = []
+    real = queue._conn()
+
+    class Spy:
+        def execute(self, sql, params=()):
+            if "UNION ALL" in sql:
+                plans.extend(r[3] for r in real.execute("EXPLAIN QUERY PLAN " + sql, params))
+            return real.execute(sql, params)
+
+    queue._local.conn = Spy()
+    try:
+        queue.seat_customer(job)
+        queue.previous_for_student(job)
+    finally:
+        queue._local.conn = real
+    searches = [p for p in plans if p.startswith(("SEARCH e", "SCAN e"))]
+    assert searches and all(p.startswith("SEARCH e USING INDEX jobs_") for p in searches), plans

@@ -68,7 +68,7 @@ FINISHED = ("done", "failed", "cancelled")
 
 #: The schema this release writes (``PRAGMA user_version``).  Version 1 is the schema from
 #: before versions were recorded (its databases say 0).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The latest schema.  Every statement is idempotent (``IF NOT EXISTS``): a migration may
 #: run it to add what an older database lacks.
@@ -98,6 +98,10 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS jobs_verb ON jobs (verb, id)",
     "CREATE INDEX IF NOT EXISTS jobs_workshop ON jobs (workshop, id)",
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished) WHERE status = 'failed'",
+    # A seat's latest job (_latest_touching): jobs by their first student, and the few
+    # that name a range.
+    "CREATE INDEX IF NOT EXISTS jobs_seat ON jobs (stdid_min, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_ranges ON jobs (id) WHERE stdid_max > stdid_min",
     """CREATE TABLE IF NOT EXISTS steps (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id   INTEGER NOT NULL REFERENCES jobs (id),
@@ -150,9 +154,16 @@ def _to_2(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _to_3(db: sqlite3.Connection) -> None:
+    """Version 3: the ``jobs_seat`` and ``jobs_ranges`` indexes (a seat's latest job is
+    found without reading the history back to it)."""
+    for statement in SCHEMA:
+        db.execute(statement)
+
+
 #: ``MIGRATIONS[n]`` takes a database of version ``n - 1`` to version ``n``; all of them
 #: run in one transaction with the version change.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2, 3: _to_3}
 
 
 JOB_COLUMNS = (
@@ -743,19 +754,33 @@ class JobQueue:
 
     def previous_for_student(self, job_id: int) -> Job | None:
         """The latest earlier job touching one of this job's students, if any."""
-        row = (
-            self._conn()
-            .execute(
-                f"SELECT {', '.join('e.' + c.strip() for c in JOB_COLUMNS.split(','))}"
-                " FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
-                " AND j.stdid_min IS NOT NULL AND e.stdid_min IS NOT NULL"
-                " AND e.stdid_min <= j.stdid_max AND j.stdid_min <= e.stdid_max"
-                " ORDER BY e.id DESC LIMIT 1",
-                (job_id,),
-            )
-            .fetchone()
-        )
+        row = self._latest_touching(job_id, "1")
         return self._job(row) if row is not None else None
+
+    def _latest_touching(self, job_id: int, condition: str) -> sqlite3.Row | None:
+        """The latest job before ``job_id`` that touches one of its students and meets the
+        SQL ``condition`` (over ``e``); None when there is none or the job has no student.
+
+        Read through two indexes, never by going back over the history: ``jobs_seat`` for
+        jobs whose first student is one of the job's (a single seat: one index seek), and
+        ``jobs_ranges`` for the ranges that start below it.  A seat first used after
+        100,000 jobs of others took 30 ms by the plain overlap query."""
+        db = self._conn()
+        job = db.execute("SELECT stdid_min, stdid_max FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if job is None or job["stdid_min"] is None or job["stdid_max"] is None:
+            return None
+        seats = "e.stdid_min = :lo" if job[0] == job[1] else "e.stdid_min BETWEEN :lo AND :hi"
+        columns = ", ".join("e." + c.strip() for c in JOB_COLUMNS.split(","))
+        sql = (
+            f"SELECT * FROM (SELECT {columns} FROM jobs e INDEXED BY jobs_seat"
+            f" WHERE {seats} AND e.id < :id"
+            f" AND ({condition}) ORDER BY e.id DESC LIMIT 1)"
+            f" UNION ALL SELECT * FROM (SELECT {columns} FROM jobs e INDEXED BY jobs_ranges"
+            " WHERE e.stdid_max > e.stdid_min AND e.id < :id AND e.stdid_min < :lo"
+            f" AND e.stdid_max >= :lo AND ({condition}) ORDER BY e.id DESC LIMIT 1)"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        return db.execute(sql, {"id": job_id, "lo": job[0], "hi": job[1]}).fetchone()
 
     # -- process groups of running commands (killed at the next start after a crash) -----
     def add_process(self, job_id: int, pgid: int, start_ticks: int, boot_id: str, what: str) -> int:
@@ -787,17 +812,11 @@ class JobQueue:
         it: the customer of the last CREATE that prepared the seat (done, or failed after
         changing it), unless a CLEANUP, RESET or PURGE finished after it; None when the
         seat is free or the job has no single known student."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT e.verb, e.customer FROM jobs j, jobs e WHERE j.id = ? AND e.id < j.id"
-                f" AND {_overlap('j', 'e')} AND (e.status = 'done' OR (e.verb = 'CREATE'"
-                "  AND e.status = 'failed' AND EXISTS (SELECT 1 FROM steps s WHERE"
-                "  s.job_id = e.id AND s.name NOT IN ('recover-student', 'workshop', 'seat'))))"
-                " ORDER BY e.id DESC LIMIT 1",
-                (job_id,),
-            )
-            .fetchone()
+        row = self._latest_touching(
+            job_id,
+            "e.status = 'done' OR (e.verb = 'CREATE' AND e.status = 'failed' AND EXISTS ("
+            "SELECT 1 FROM steps s WHERE s.job_id = e.id"
+            " AND s.name NOT IN ('recover-student', 'workshop', 'seat')))",
         )
         if row is None or row["verb"] != "CREATE":
             return None
