@@ -127,3 +127,31 @@ def test_stale_socket_is_replaced_and_a_live_one_is_not_stolen(short_dir: Path):
     finally:
         server.request_stop()
         thread.join(15)
+
+
+def test_a_stalled_client_is_cut_after_the_read_timeout_and_blocks_nobody(
+    short_dir: Path, monkeypatch, caplog
+):
+    import wod.intake.socket as intake_socket
+
+    monkeypatch.setattr(intake_socket, "READ_TIMEOUT", 0.5)
+    settings = settings_for(short_dir)
+    server, thread = serve(settings)
+    stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        stalled.connect(str(settings.intake_socket))
+        stalled.sendall(b"SENDER api@example.com\n" + MAIL[:20])  # then nothing, no EOF
+        before = server.queue.counts()
+
+        code, text = hand_to_daemon(settings.intake_socket, MAIL, sender="api@example.com")
+        assert code == EX_OK  # served while the other client stalls
+        assert server.queue.job(int(text)).verb == "CREATE"
+
+        stalled.settimeout(10)
+        assert stalled.recv(100) == b""  # closed without an answer: Postfix retries the mail
+        assert sum(server.queue.counts().values()) == sum(before.values()) + 1  # only the good one
+        assert any("gave up or was too slow" in r.getMessage() for r in caplog.records)
+    finally:
+        stalled.close()
+        server.request_stop()
+        thread.join(15)
