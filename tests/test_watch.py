@@ -283,6 +283,12 @@ def test_wod_serve_runs_the_watcher_and_lists_its_actions_by_cli_and_http(
         assert answer.status_code == 200
         assert [r["pid"] for r in answer.json() if r["action"] == "kill"] == [miner.pid]
         assert httpx.get(url, params={"student": 5}, timeout=10).json() == []
+        # A number that is no seat here is refused with the reason, not answered "nothing".
+        beyond = inst.settings.user_max + 1
+        refused = wod(inst, "watch", "--student", str(beyond))
+        assert refused.returncode != 0 and str(beyond) in refused.stderr, refused.stderr
+        answer = httpx.get(url, params={"student": beyond}, timeout=10)
+        assert answer.status_code == 400 and str(beyond) in answer.text
     finally:
         s.stop()
 

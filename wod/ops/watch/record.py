@@ -103,7 +103,15 @@ class ActionLog:
 def list_actions(
     settings: Settings, *, limit: int = 100, since: float | None = None, stdid: int | None = None
 ) -> list[Action]:
-    """The watcher's recorded actions, newest first (``wod watch --list``, ``/api/watch``)."""
+    """The watcher's recorded actions, newest first (``wod watch --list``, ``/api/watch``);
+    :class:`~wod.ops.common.OpsError` for a ``stdid`` that is not a seat of this backend."""
+    if stdid is not None:
+        from wod.ops.common import OpsError
+        from wod.values import seat_error
+
+        problem = seat_error(stdid, settings)
+        if problem:
+            raise OpsError(problem)
     return ActionLog.from_settings(settings).actions(limit=limit, since=since, stdid=stdid)
 
 
