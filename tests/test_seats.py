@@ -136,3 +136,79 @@ def test_a_create_for_a_seat_another_active_participant_holds_is_refused(backend
     assert backend.install.accounts.verify_password(stdid, backend.student(stdid)["password"])
     rows = {row["stdid"]: row for row in json.loads(wod(backend.install, "seats", "--json"))}
     assert rows[stdid]["state"] == "in use" and rows[stdid]["customer"] == second["id"]
+
+
+# -- the seat table replays only what matters ----------------------------------------------
+def _full_replay(queue, first: int, last: int) -> list[dict]:
+    """The seat table as replaying every job of the history gives it (the reference)."""
+    from wod.ops import seats as seats_mod
+
+    table = {n: seats_mod.Seat(n, f"s{n}", True) for n in range(first, last + 1)}
+    for job in queue.history(first, last):
+        if job.verb == "CREATE" and job.status == "failed":
+            job = queue.job(job.id)
+        for n in job.request.stdids:
+            if n in table:
+                seats_mod._apply(table[n], job)
+    return [s.to_dict() for s in table.values()]
+
+
+def test_the_seat_table_equals_a_replay_of_the_whole_history(tmp_path):
+    """Random histories (every verb, done / failed / queued, ranges, CREATEs refused at the
+    check, as busy, or failed after ``active``): the table read newest-first with early
+    stops equals the one a replay of every job gives."""
+    import random
+
+    from wod.ops.seats import seats
+    from wod.queue import JobQueue, StepEnd
+    from wod.requests import Request, Verb
+
+    class Accounts:
+        def exists(self, n: int) -> bool:
+            return True
+
+    class Settings:
+        def account(self, n: int) -> str:
+            return f"s{n}"
+
+    rnd = random.Random(7)
+    for round_ in range(6):
+        queue = JobQueue(tmp_path / f"jobs{round_}.db")
+        for i in range(250):
+            verb = rnd.choice(["CREATE"] * 4 + ["CLEANUP"] * 3 + ["RESET", "PURGE"])
+            low = rnd.randint(1, 10)
+            high = (
+                min(10, low + rnd.randint(1, 4)) if verb == "RESET" and rnd.random() < 0.5 else low
+            )
+            request = Request(Verb(verb), low, 100 + i, rnd.choice(["W1", "W2"]), stdid_max=high)
+            job_id = queue.submit(request)
+            if i >= 245:
+                continue  # the last ones left queued: their seats show the pending job
+            claimed = queue.claim("t")
+            assert claimed is not None and claimed.id == job_id
+            if i == 244:
+                continue  # and one running
+            outcome = rnd.random()
+            if verb == "CREATE" and outcome < 0.3:
+                names = rnd.choice(
+                    [
+                        ["workshop"],
+                        ["workshop", "seat"],
+                        ["workshop", "password", "active"],
+                        ["workshop", "password", "deploy"],
+                    ]
+                )
+                ended = []
+                for k, name in enumerate(names):
+                    step = queue.start_step(job_id, name, ended)
+                    last_failed = k == len(names) - 1 and name in ("seat", "deploy")
+                    ended = [StepEnd(step, "failed" if last_failed else "done", 0.001)]
+                queue.fail(job_id, "boom", ended=ended)
+            elif outcome < 0.4:
+                queue.fail(job_id, "boom")
+            else:
+                queue.complete(job_id)
+        for first, last in ((1, 10), (3, 3), (2, 7)):
+            got = [s.to_dict() for s in seats(Settings(), queue, Accounts(), first, last)]
+            assert got == _full_replay(queue, first, last), (round_, first, last)
+        queue.close()

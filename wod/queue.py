@@ -1047,9 +1047,40 @@ class JobQueue:
         ]
 
     def history(self, stdid_min: int, stdid_max: int) -> list[Job]:
-        """Jobs touching any student in ``[stdid_min, stdid_max]``, oldest first."""
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE stdid_min <= ? AND stdid_max >= ? ORDER BY id"
-        return [self._job(r) for r in self._conn().execute(sql, (stdid_max, stdid_min))]
+        """Jobs touching any student in ``[stdid_min, stdid_max]``, oldest first (read
+        through the ``jobs_seat`` and ``jobs_ranges`` indexes, as :meth:`_latest_touching`)."""
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_seat"
+            " WHERE stdid_min BETWEEN :lo AND :hi"
+            f" UNION ALL SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_ranges"
+            " WHERE stdid_max > stdid_min AND stdid_min < :lo AND stdid_max >= :lo ORDER BY id"
+        )
+        rows = self._conn().execute(sql, {"lo": stdid_min, "hi": stdid_max})
+        return [self._job(r) for r in rows]
+
+    def outline_newest_first(
+        self, stdid_min: int, stdid_max: int
+    ) -> Iterator[tuple[int, str, str, int, int]]:
+        """``(id, verb, status, stdid_min, stdid_max)`` of the jobs touching the students,
+        newest first, read lazily: a caller that has seen enough stops reading (nothing
+        is parsed for the rows it skips)."""
+        yield from self._conn().execute(
+            "SELECT id, verb, status, stdid_min, stdid_max FROM jobs"
+            " WHERE stdid_min <= ? AND stdid_max >= ? ORDER BY id DESC",
+            (stdid_max, stdid_min),
+        )
+
+    def jobs_by_id(self, ids: Iterable[int]) -> list[Job]:
+        """The jobs ``ids`` (without their steps), oldest first."""
+        wanted = sorted(set(ids))
+        found: list[Job] = []
+        db = self._conn()
+        for at in range(0, len(wanted), 500):
+            chunk = wanted[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks}) ORDER BY id"
+            found += [self._job(r) for r in db.execute(sql, chunk)]
+        return found
 
     def rejections(self, limit: int = 100) -> list[Rejection]:
         """Refused requests, newest first."""
