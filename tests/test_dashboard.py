@@ -235,7 +235,7 @@ def test_intake_counters_on_metrics_by_channel_verb_and_reason(site):
 
 def test_seat_grid_folds_only_recent_jobs_yet_agrees_with_the_full_fold(site):
     """The grid reads each seat back to its last finished CREATE/RESET/PURGE; over a
-    random history it must say exactly what ``wod seats`` (the full fold) says."""
+    random history it must say exactly what ``wod seats`` says."""
     import random
 
     from wod.ops.seatmap import grid, grid_state

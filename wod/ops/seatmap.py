@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wod.ops.common import NotFound
-from wod.ops.seats import Seat
-from wod.ops.seats import _apply as fold_one  # the one fold rule
+from wod.ops.seats import Seat, seats
 from wod.ops.watch import Action, quarantined
 from wod.queue import Job, JobQueue
 from wod.services.accounts import Accounts
@@ -70,43 +69,17 @@ def quarantine_of(held: dict[int, Action], seat: Seat) -> str:
     return f"{action.action} by the abuse watcher ({action.rule}): {action.process or '?'}"
 
 
-#: Jobs after which a seat's state no longer depends on its earlier history: a finished
-#: CREATE sets workshop, customer and "in use"; a finished RESET or PURGE frees the seat.
-RESTARTS = ("CREATE", "RESET", "PURGE")
-PAGE = 8  # most seats reach a reset within a few jobs
-
-
 def recent_seat(settings: Settings, queue: JobQueue, accounts: Accounts, stdid: int) -> Seat:
-    """The seat as :func:`wod.ops.seats.seats` folds it, from its newest jobs only: back to
-    the last finished CREATE, RESET or PURGE (a handful of rows instead of the whole
-    history, which matters with 100,000 jobs and a grid refreshed every second)."""
-    recent: list[Job] = []
-    before: int | None = None
-    while True:
-        page = queue.search(stdid=stdid, before_id=before, limit=PAGE)
-        for job in page:
-            recent.append(job)
-            if job.status == "done" and job.verb in RESTARTS:
-                break
-        else:
-            if len(page) == PAGE:
-                before = page[-1].id
-                continue
-        break
-    seat = Seat(stdid, settings.account(stdid), accounts.exists(stdid))
-    for job in reversed(recent):
-        if job.verb == "CREATE" and job.status == "failed":
-            job = queue.job(job.id)  # with its steps, as the fold reads them
-        fold_one(seat, job)
-    return seat
+    """One seat as :func:`wod.ops.seats.seats` folds it (from its newest jobs only: back
+    to its last finished CREATE, RESET or PURGE)."""
+    return seats(settings, queue, accounts, stdid, stdid)[0]
 
 
 def grid(settings: Settings, queue: JobQueue, accounts: Accounts) -> list[Cell]:
     """One cell per seat."""
     held = quarantined(settings)
     out = []
-    for n in range(settings.user_min, settings.user_max + 1):
-        seat = recent_seat(settings, queue, accounts, n)
+    for seat in seats(settings, queue, accounts):  # one pass over the newest jobs
         hold = quarantine_of(held, seat)
         state = "quarantined" if hold else grid_state(seat)
         detail = hold or seat.state

@@ -145,12 +145,7 @@ def catalog(
 
 def workshop_rows(settings: Settings, queue: JobQueue, checks: RenderChecks) -> list[WorkshopRow]:
     """:func:`catalog` with the seats of the install."""
-    from wod.ops.seatmap import recent_seat
+    from wod.ops.seats import seats
     from wod.services.accounts import make_accounts
 
-    accounts = make_accounts(settings)
-    seats = [
-        recent_seat(settings, queue, accounts, n)
-        for n in range(settings.user_min, settings.user_max + 1)
-    ]
-    return catalog(settings, queue, seats, checks)
+    return catalog(settings, queue, seats(settings, queue, make_accounts(settings)), checks)
