@@ -233,6 +233,24 @@ def test_intake_counters_on_metrics_by_channel_verb_and_reason(site):
     assert intake_lines(httpx.get(site.url + "/metrics").text) == lines
 
 
+def test_a_refused_request_is_counted_under_the_verb_it_names(site):
+    """A mail refused for its sender still said CREATE: the counters say so too."""
+    site.queue.reject(
+        "smtp", "sender 'x@y' is not allowed", b"Subject: create 3 42 a@b.c\r\n\r\nW\r\n"
+    )
+    site.queue.reject("http", "student 0 is out of range", b'{"verb": "PURGE", "stdid": 0}')
+    site.queue.reject("pipe", "unknown verb 'FROB'", b"Subject: FROB 1 2\r\n\r\n")
+    site.queue.reject("smtp", "no Subject", b"\xff\xfe garbage")
+    lines = intake_lines(httpx.get(site.url + "/metrics").text)
+    name = "wod_intake_requests_total"
+    assert lines == {
+        f'{name}{{channel="http",outcome="rejected",reason="student",verb="PURGE"}}': 1,
+        f'{name}{{channel="pipe",outcome="rejected",reason="verb",verb="unknown"}}': 1,
+        f'{name}{{channel="smtp",outcome="rejected",reason="malformed",verb="unknown"}}': 1,
+        f'{name}{{channel="smtp",outcome="rejected",reason="sender",verb="CREATE"}}': 1,
+    }
+
+
 def test_seat_grid_folds_only_recent_jobs_yet_agrees_with_the_full_fold(site):
     """The grid reads each seat back to its last finished CREATE/RESET/PURGE; over a
     random history it must say exactly what ``wod seats`` says."""

@@ -55,7 +55,7 @@ from typing import Any
 
 from wod import __version__
 from wod.errors import Transient, WodError
-from wod.requests import Request, Verb
+from wod.requests import Request, Verb, verb_hint
 
 log = logging.getLogger(__name__)
 
@@ -550,7 +550,9 @@ class JobQueue:
 
     def reject(self, channel: str, reason: str, raw: bytes | None = None, *, verb: str = "") -> int:
         """Record a refused request for the audit trail; return the rejection's id.
-        ``verb`` is the request's verb when the refusal came after it was read."""
+        ``verb`` is the request's verb when the refusal came after it was read; else the
+        counters take the one the raw request names, if any (:func:`verb_hint`)."""
+        verb = verb or verb_hint(raw)
         try:
             with self._write(durable=True) as db:
                 cur = db.execute(

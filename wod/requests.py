@@ -41,6 +41,22 @@ class Verb(StrEnum):
     PURGE = "PURGE"
 
 
+_SUBJECT_VERB = re.compile(rb"(?im)^subject:[ \t]*([a-z]+)")
+_JSON_VERB = re.compile(rb'"verb"\s*:\s*"([A-Za-z]+)"')
+
+
+def verb_hint(raw: bytes | None) -> str:
+    """The verb a refused request names, when it is one of ours ("" otherwise), for the
+    intake counters: the first word of a mail's first ``Subject:`` line, or an HTTP
+    request's ``"verb"``.  A hint, never a parse: nothing is raised."""
+    if not raw:
+        return ""
+    head = raw[:16384]
+    found = _SUBJECT_VERB.search(head) or _JSON_VERB.search(head)
+    word = found.group(1).decode("ascii", "replace").upper() if found else ""
+    return word if word in Verb.__members__ else ""
+
+
 @dataclass(frozen=True)
 class Request:
     """One validated request.  Built only by the parser; trusted downstream.
