@@ -12,14 +12,22 @@ command's group is recorded with the job (leader pid, its start time in clock ti
 boot, the boot id) before it is waited for, and forgotten when it ends.  At the next start
 :func:`kill_group` ends what a killed server left running, never a process that merely
 reuses a recorded pid.
+
+Such a command starts only once it is recorded (:data:`GATE`): it is spawned as a small
+``sh`` that waits for a "go" on its stdin and then replaces itself with the command
+(``exec``: same pid, same group).  A server killed before the record was written never says
+"go": the pipe closes, ``sh`` exits and the command never runs — nothing of a job can
+escape the records, however long the record's write waited for the database.
 """
 
 from __future__ import annotations
 
 import contextvars
+import errno
 import functools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -34,6 +42,11 @@ from wod.errors import Permanent
 log = logging.getLogger(__name__)
 
 MAX_OUTPUT = 64 * 1024
+
+#: The gate of a recorded command (see the module docstring): ``exec`` keeps the pid and
+#: the group; stdin is /dev/null, as for any command without input; ``{unset}`` drops the
+#: ``PWD`` dash would add to an environment given without one.
+GATE = 'read -r go && [ "$go" = go ] && {unset}exec "$@" </dev/null; exit 75'
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,31 @@ def _tail(data: bytes) -> str:
     return text
 
 
+def _cannot_run(program: str, env: Mapping[str, str] | None) -> str | None:
+    """Why ``program`` could not be executed (what ``Popen`` would raise), checked before
+    it is handed to the gate's ``sh``, whose own message would be less clear."""
+    if "/" not in program:
+        search = (env if env is not None else os.environ).get("PATH", os.defpath)
+        found = shutil.which(program, path=search)
+        return None if found else os.strerror(errno.ENOENT)
+    if not os.path.exists(program):
+        return os.strerror(errno.ENOENT)
+    if os.path.isdir(program) or not os.access(program, os.X_OK):
+        return os.strerror(errno.EACCES)
+    return None
+
+
+def _open_gate(proc: subprocess.Popen) -> None:
+    """Let a gated command start (it is recorded)."""
+    gate, proc.stdin = proc.stdin, None  # communicate() then leaves stdin alone
+    assert gate is not None
+    try:
+        gate.write(b"go\n")
+        gate.close()
+    except BrokenPipeError:  # the gate's sh died: its exit status tells
+        pass
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -158,10 +196,19 @@ def run(
     args = [os.fspath(a) for a in argv]
     label = what or Path(args[0]).name
     started = time.monotonic()
+    watch = _watch.get()
+    gated = watch is not None and input is None
+    spawn = args
+    if gated:
+        problem = _cannot_run(args[0], env)
+        if problem:
+            raise Permanent(f"{label}: cannot run: {problem}")
+        unset = "unset PWD && " if env is not None and "PWD" not in env else ""
+        spawn = ["/bin/sh", "-c", GATE.format(unset=unset), "sh", *args]
     try:
         proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            spawn,
+            stdin=subprocess.PIPE if input is not None or gated else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None,
@@ -170,11 +217,12 @@ def run(
         )
     except OSError as exc:
         raise Permanent(f"{label}: cannot run: {exc.strerror or exc}") from None
-    watch = _watch.get()
     token = None
     try:
         if watch is not None:
             token = watch.started(proc.pid, start_ticks(proc.pid) or 0, boot_id(), label)
+        if gated:
+            _open_gate(proc)
         out, _ = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
