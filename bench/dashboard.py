@@ -180,7 +180,7 @@ def main() -> int:
             ("job page", f"/jobs/{ids['middle']}"),
             ("Now", "/"),
             ("Workshops (3, render check cached)", "/workshops"),
-            ("Seats grid (20 seats, each read back to its last reset)", "/seats"),
+            ("Seats grid (20 seats, one pass back to each seat's last reset)", "/seats"),
             ("/metrics", "/metrics"),
         ]
         rows = []
