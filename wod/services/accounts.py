@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wod import proc
+from wod import acl, proc
 from wod.errors import Permanent, Transient
 from wod.passwords import GENERATED_N, hash_password, password_matches
 from wod.settings import Settings
@@ -211,16 +211,14 @@ def keep_acl_mask(path: Path) -> None:
     """Give back the ACL mask a ``chmod`` took: with an access ACL (the admin's
     ``u:<admin>:rwx`` that ``wod check --fix`` sets on homes), ``chmod 0700`` sets the
     mask to ``---`` and so voids every named entry.  No ACL: nothing to do."""
-    attr = "system.posix_acl_access"
     try:
-        data = bytearray(os.getxattr(path, attr, follow_symlinks=False))
-    except OSError:
+        entries = acl.read(path, acl.ACCESS)
+    except (OSError, ValueError):
         return
-    for offset in range(4, len(data) - 7, 8):
-        if int.from_bytes(data[offset : offset + 2], "little") == 0x10:  # ACL_MASK
-            data[offset + 2 : offset + 4] = (7).to_bytes(2, "little")
-            os.setxattr(path, attr, bytes(data), follow_symlinks=False)
-            return
+    mask = (acl.MASK, acl.UNDEFINED_ID)
+    if mask in entries:
+        entries[mask] = 7
+        os.setxattr(path, acl.ACCESS, acl.encode(entries), follow_symlinks=False)
 
 
 def empty_folder(folder: Path) -> None:

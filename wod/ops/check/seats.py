@@ -11,11 +11,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
-import struct
 import time
 
-from wod import proc
+from wod import acl
 from wod.errors import WodError
 from wod.ops.check.base import (
     CheckResult,
@@ -33,9 +31,6 @@ from wod.values import truthy
 #: a seat whose session ended (CLEANUP of a ``reset`` workshop keeps it) and that no RESET
 #: freed after this long is reported
 RESET_WAIT = 24 * 3600.0
-
-ACL_USER = 0x02
-ACL_MASK = 0x10
 
 
 def _seat_range(host: Host) -> range:
@@ -113,29 +108,17 @@ def student_accounts(host: Host) -> CheckResult:
 
 
 # -- admin ACL on every home ---------------------------------------------------------------
-def acl_entries(path: str, attr: str) -> dict[tuple[int, int], int]:
-    """``(tag, id) -> perm`` of a POSIX ACL extended attribute ({} when there is none)."""
-    try:
-        data = os.getxattr(path, attr, follow_symlinks=False)
-    except OSError:
-        return {}
-    out = {}
-    for offset in range(4, len(data) - 7, 8):
-        tag, perm, ident = struct.unpack_from("<HHI", data, offset)
-        out[(tag, ident if tag in (ACL_USER, 0x08) else 0)] = perm
-    return out
-
-
 def admin_acl_problem(path: str, admin_uid: int) -> str | None:
     """Why ``path`` lacks a working ``u:<admin>:rwx`` and ``d:u:<admin>:rwx``, or None."""
-    access = acl_entries(path, "system.posix_acl_access")
-    default = acl_entries(path, "system.posix_acl_default")
-    mine = access.get((ACL_USER, admin_uid))
-    if mine != 7:
+    try:
+        access, default = acl.read(path, acl.ACCESS), acl.read(path, acl.DEFAULT)
+    except (OSError, ValueError):
+        return "ACL unreadable"
+    if access.get((acl.USER, admin_uid)) != 7:
         return "no user ACL rwx"
-    if access.get((ACL_MASK, 0), 7) & 7 != 7:
+    if access.get((acl.MASK, acl.UNDEFINED_ID), 7) & 7 != 7:
         return "ACL masked (mode group bits)"
-    if default.get((ACL_USER, admin_uid)) != 7:
+    if default.get((acl.USER, admin_uid)) != 7:
         return "no default ACL"
     return None
 
@@ -147,8 +130,6 @@ def home_acl(host: Host) -> CheckResult:
         admin = pwd.getpwnam(s.admin_user).pw_uid
     except KeyError:
         return skipped(f"admin user {s.admin_user} does not exist")
-    if not shutil.which("setfacl"):
-        return fail("setfacl missing", "apt-get install acl")
     homes = [s.home(n) for n in _seat_range(host) if s.home(n).is_dir()]
     problems = {h: p for h in homes if (p := admin_acl_problem(str(h), admin))}
     if not problems:
@@ -158,9 +139,9 @@ def home_acl(host: Host) -> CheckResult:
         errors = []
         for home in problems:
             try:
-                proc.run(["setfacl", "-m", spec, str(home)], what="setfacl", timeout=30)
-            except WodError as exc:
-                errors.append(exc.reason)
+                acl.grant(home, admin)  # what `setfacl -m <spec>` writes
+            except OSError as exc:
+                errors.append(f"{home}: {exc.strerror or exc}")
         left = {h: p for h in homes if (p := admin_acl_problem(str(h), admin))}
         if not left and not errors:
             return fixed(f"admin ACL set on {len(problems)} home(s)")
