@@ -6,6 +6,7 @@ import asyncio
 import logging
 import mailbox
 import os
+import re
 import smtplib
 import socket
 import sqlite3
@@ -193,7 +194,7 @@ def test_jobs_of_one_seat_are_persisted_in_arrival_order(
     def parsed() -> int:
         return sum("parsed; persisting" in r.getMessage() for r in caplog.records)
 
-    async def send_all() -> list[int]:
+    async def send_all() -> dict[int, int]:
         conns = []
         for n in range(count):
             reader, writer = await asyncio.open_connection("127.0.0.1", intake.port)
@@ -203,17 +204,17 @@ def test_jobs_of_one_seat_are_persisted_in_arrival_order(
                 await reader.readline()
             conns.append((reader, writer))
         blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
-        acked: list[int] = []
+        acked: dict[int, int] = {}  # customer -> the job its 250 named
 
-        async def final(reader: asyncio.StreamReader) -> None:
+        async def final(reader: asyncio.StreamReader, customer: int) -> None:
             line = await reader.readline()
             assert line.startswith(b"250"), line
-            acked.append(int(line.split()[-1]))
+            acked[customer] = int(line.split()[-1])
 
         waiting = []
         for n, (reader, writer) in enumerate(conns):  # customer n+1 arrives n-th
             writer.write(b".\r\n")
-            waiting.append(asyncio.create_task(final(reader)))
+            waiting.append(asyncio.create_task(final(reader, n + 1)))
             while parsed() < n + 1:
                 await asyncio.sleep(0.005)  # until the listener has it
         blocker.execute("ROLLBACK")
@@ -229,7 +230,15 @@ def test_jobs_of_one_seat_are_persisted_in_arrival_order(
         intake.stop()
     jobs = sorted(queue.jobs(limit=100), key=lambda j: j.id)
     assert [j.request.customer for j in jobs] == list(range(1, count + 1))
-    assert acked == [j.id for j in jobs]  # the 250s in the same order
+    assert acked == {j.request.customer: j.id for j in jobs}  # each 250 names its own job
+    # The listener answered in the same order (the order in which the client's event loop
+    # reads answers arriving together on 12 connections is its own business).
+    answered = [
+        int(m.group(1))
+        for r in caplog.records
+        if (m := re.match(r"job (\d+): CLEANUP", r.getMessage()))
+    ]
+    assert answered == [j.id for j in jobs]
 
 
 # -- well-behaved clients ------------------------------------------------------------------------
