@@ -191,6 +191,20 @@ def _waits_for(j: str, e: str) -> str:
     )
 
 
+def _touching(*, single: bool) -> tuple[str, str]:
+    """The jobs ``e`` touching a student of ``[:lo, :hi]``, as two ``FROM ... WHERE``
+    parts each read through its index: those whose first student is one of them
+    (``jobs_seat``; ``single``: ``:lo`` only, an index seek that also gives the id order),
+    and the ranges that start below ``:lo`` and reach it (``jobs_ranges``).  Together they
+    are exactly the jobs that overlap, never a walk back over the history."""
+    seats = "e.stdid_min = :lo" if single else "e.stdid_min BETWEEN :lo AND :hi"
+    return (
+        f"FROM jobs e INDEXED BY jobs_seat WHERE {seats}",
+        "FROM jobs e INDEXED BY jobs_ranges"
+        " WHERE e.stdid_max > e.stdid_min AND e.stdid_min < :lo AND e.stdid_max >= :lo",
+    )
+
+
 #: SQL over the job ``j``: it cannot run now.  Either an earlier job holds one of its
 #: students, or ``j`` is a PURGE/RESET and a CLEANUP of the same customer on one of its
 #: students, queued behind it, may run first (nothing else holds that CLEANUP back).
@@ -771,15 +785,11 @@ class JobQueue:
         job = db.execute("SELECT stdid_min, stdid_max FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if job is None or job["stdid_min"] is None or job["stdid_max"] is None:
             return None
-        seats = "e.stdid_min = :lo" if job[0] == job[1] else "e.stdid_min BETWEEN :lo AND :hi"
-        columns = ", ".join("e." + c.strip() for c in JOB_COLUMNS.split(","))
+        seat_part, range_part = _touching(single=job[0] == job[1])
+        latest = f"AND e.id < :id AND ({condition}) ORDER BY e.id DESC LIMIT 1"
         sql = (
-            f"SELECT * FROM (SELECT {columns} FROM jobs e INDEXED BY jobs_seat"
-            f" WHERE {seats} AND e.id < :id"
-            f" AND ({condition}) ORDER BY e.id DESC LIMIT 1)"
-            f" UNION ALL SELECT * FROM (SELECT {columns} FROM jobs e INDEXED BY jobs_ranges"
-            " WHERE e.stdid_max > e.stdid_min AND e.id < :id AND e.stdid_min < :lo"
-            f" AND e.stdid_max >= :lo AND ({condition}) ORDER BY e.id DESC LIMIT 1)"
+            f"SELECT * FROM (SELECT {JOB_COLUMNS} {seat_part} {latest})"
+            f" UNION ALL SELECT * FROM (SELECT {JOB_COLUMNS} {range_part} {latest})"
             " ORDER BY id DESC LIMIT 1"
         )
         return db.execute(sql, {"id": job_id, "lo": job[0], "hi": job[1]}).fetchone()
@@ -1051,11 +1061,10 @@ class JobQueue:
     def history(self, stdid_min: int, stdid_max: int) -> list[Job]:
         """Jobs touching any student in ``[stdid_min, stdid_max]``, oldest first (read
         through the ``jobs_seat`` and ``jobs_ranges`` indexes, as :meth:`_latest_touching`)."""
+        seat_part, range_part = _touching(single=False)
         sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_seat"
-            " WHERE stdid_min BETWEEN :lo AND :hi"
-            f" UNION ALL SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_ranges"
-            " WHERE stdid_max > stdid_min AND stdid_min < :lo AND stdid_max >= :lo ORDER BY id"
+            f"SELECT {JOB_COLUMNS} {seat_part}"
+            f" UNION ALL SELECT {JOB_COLUMNS} {range_part} ORDER BY id"
         )
         rows = self._conn().execute(sql, {"lo": stdid_min, "hi": stdid_max})
         return [self._job(r) for r in rows]
