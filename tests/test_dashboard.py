@@ -202,6 +202,12 @@ def test_hub_login_refuses_a_callback_it_did_not_start(tmp_path):
         assert "wod_session" not in forged.cookies
 
 
+def counter(channel: str, outcome: str, reason: str, verb: str) -> str:
+    """A ``wod_intake_requests_total`` sample's name and labels, as /metrics prints them."""
+    labels = f'channel="{channel}",outcome="{outcome}",reason="{reason}",verb="{verb}"'
+    return "wod_intake_requests_total{" + labels + "}"
+
+
 def intake_lines(text: str) -> dict[str, float]:
     return {
         ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1])
@@ -218,12 +224,11 @@ def test_intake_counters_on_metrics_by_channel_verb_and_reason(site):
     site.queue.reject("http", "unknown verb 'FROB'")
     text = httpx.get(site.url + "/metrics").text
     lines = intake_lines(text)
-    name = "wod_intake_requests_total"
     assert lines == {
-        f'{name}{{channel="http",outcome="rejected",reason="verb",verb="unknown"}}': 1,
-        f'{name}{{channel="pipe",outcome="accepted",reason="",verb="CLEANUP"}}': 1,
-        f'{name}{{channel="smtp",outcome="accepted",reason="",verb="CREATE"}}': 2,
-        f'{name}{{channel="smtp",outcome="rejected",reason="sender",verb="unknown"}}': 1,
+        counter("http", "rejected", "verb", "unknown"): 1,
+        counter("pipe", "accepted", "", "CLEANUP"): 1,
+        counter("smtp", "accepted", "", "CREATE"): 2,
+        counter("smtp", "rejected", "sender", "unknown"): 1,
     }
     assert "wod_queue_oldest_waiting_seconds " in text
     # the counters survive pruning the jobs and rejections (a counter never goes down)
@@ -242,12 +247,11 @@ def test_a_refused_request_is_counted_under_the_verb_it_names(site):
     site.queue.reject("pipe", "unknown verb 'FROB'", b"Subject: FROB 1 2\r\n\r\n")
     site.queue.reject("smtp", "no Subject", b"\xff\xfe garbage")
     lines = intake_lines(httpx.get(site.url + "/metrics").text)
-    name = "wod_intake_requests_total"
     assert lines == {
-        f'{name}{{channel="http",outcome="rejected",reason="student",verb="PURGE"}}': 1,
-        f'{name}{{channel="pipe",outcome="rejected",reason="verb",verb="unknown"}}': 1,
-        f'{name}{{channel="smtp",outcome="rejected",reason="malformed",verb="unknown"}}': 1,
-        f'{name}{{channel="smtp",outcome="rejected",reason="sender",verb="CREATE"}}': 1,
+        counter("http", "rejected", "student", "PURGE"): 1,
+        counter("pipe", "rejected", "verb", "unknown"): 1,
+        counter("smtp", "rejected", "malformed", "unknown"): 1,
+        counter("smtp", "rejected", "sender", "CREATE"): 1,
     }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.plugins.intake import logged_jobs
 from tests.plugins.paths import serve_in_thread
 from wod.queue import JobQueue
 from wod.settings import Settings
@@ -281,12 +281,7 @@ def test_concurrent_requests_for_one_seat_are_stored_in_the_order_of_their_202s(
     assert acked == {j.request.customer: j.id for j in jobs}  # each 202 names its own job
     # The server answered in the same order (the order in which the client's event loop
     # reads answers arriving together on 16 connections is its own business).
-    answered = [
-        int(m.group(1))
-        for r in caplog.records
-        if (m := re.match(r"job (\d+) queued from HTTP", r.getMessage()))
-    ]
-    assert answered == [j.id for j in jobs]
+    assert logged_jobs(caplog.records, r"job (\d+) queued from HTTP") == [j.id for j in jobs]
 
 
 def test_an_endless_body_is_refused_without_being_read_whole(app, queue):

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import mailbox
 import os
-import re
 import smtplib
 import socket
 import sqlite3
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.plugins.intake import logged_jobs
 from tests.plugins.paths import get_free_port
 from tests.plugins.system import LocalUser
 from wod.intake.smtp import IntakeThread, SmtpIntake
@@ -233,12 +233,7 @@ def test_jobs_of_one_seat_are_persisted_in_arrival_order(
     assert acked == {j.request.customer: j.id for j in jobs}  # each 250 names its own job
     # The listener answered in the same order (the order in which the client's event loop
     # reads answers arriving together on 12 connections is its own business).
-    answered = [
-        int(m.group(1))
-        for r in caplog.records
-        if (m := re.match(r"job (\d+): CLEANUP", r.getMessage()))
-    ]
-    assert answered == [j.id for j in jobs]
+    assert logged_jobs(caplog.records, r"job (\d+): CLEANUP") == [j.id for j in jobs]
 
 
 # -- well-behaved clients ------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -159,3 +160,11 @@ def intake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IntakeSe
     finally:
         server.request_stop()
         thread.join(30)
+
+
+def logged_jobs(records: list, pattern: str) -> list[int]:
+    """The job ids of the log ``records`` matching ``pattern`` (its group 1), in the order
+    they were logged: the order a server answered in (``caplog.records``)."""
+    return [
+        int(m.group(1)) for r in records if (m := re.match(pattern, r.getMessage())) is not None
+    ]
